@@ -1,0 +1,24 @@
+"""descend: optimizing neural networks, from the seed formulas to real training.
+
+>>> import descend as dc
+>>> tx = dc.optim.adam(lr=1e-3)
+"""
+
+from descend import data, errors, init, nn, optim, schedules, train
+from descend.errors import DescendError
+from descend.train import Trainer
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DescendError",
+    "Trainer",
+    "__version__",
+    "data",
+    "errors",
+    "init",
+    "nn",
+    "optim",
+    "schedules",
+    "train",
+]

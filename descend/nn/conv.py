@@ -1,0 +1,413 @@
+"""Convolution (im2col + one GEMM) and pooling, 1-D and 2-D, in NCL / NCHW layout like torch.
+
+im2col layout
+-------------
+The padded input is stored channel-major, ``(C, N, *spatial)``, and the columns
+as ``cols[(c, *k), (n, *out)]``, a ``(C·Πk, N·L)`` matrix, so that
+
+* forward  ``Y = W₂ · cols``         (one GEMM, ``W₂ = W.reshape(O, C·Πk)``),
+* backward ``dW₂ = dY · colsᵀ``      (one GEMM), ``db = Σ dY``,
+  ``dcols = W₂ᵀ · dY``              (one GEMM), then col2im.
+
+im2col and col2im loop over the kernel offsets (9 for a 3×3 kernel) and copy /
+add whole strided slices; ``np.add.at`` is never used. For a stride-1 2-D
+convolution the spatial dims are flattened and the output is computed on
+"wide rows" (``OH × W_padded`` positions, the last ``kw − 1`` of every row
+discarded): each kernel offset ``(i, j)`` is then one contiguous shift
+``i·W_padded + j`` of the flat padded image, so every copy and add runs over
+long contiguous rows instead of rows of length ``OW``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any
+
+import numpy as np
+
+from descend.errors import ParameterError
+from descend.nn.linear import positive_int
+from descend.nn.module import Module, ShapeError, fmt_shape
+
+
+def _ntuple(owner: str, name: str, value: Any, nd: int, minimum: int) -> tuple[int, ...]:
+    items = tuple(value) if isinstance(value, tuple | list) else (value,) * nd
+    if len(items) != nd or any(not isinstance(v, int) or isinstance(v, bool) or v < minimum for v in items):
+        raise ParameterError(f"{owner}: {name} must be an int >= {minimum} or a tuple of {nd} such ints, got {value!r}")
+    return items
+
+
+def _out_size(size: int, k: int, s: int, p: int) -> int:
+    return (size + 2 * p - k) // s + 1
+
+
+def _check_input(layer: Module, x: np.ndarray, nd: int, channels: int | None) -> None:
+    dims = "(N, C, L)" if nd == 1 else "(N, C, H, W)"
+    if x.ndim != nd + 2 or (channels is not None and x.shape[1] != channels):
+        want = dims if channels is None else dims.replace("C", str(channels))
+        raise ShapeError(f"{layer.label()}: expected input of shape {want}, got {fmt_shape(x.shape)}")
+
+
+class _ConvNd(Module):
+    nd = 2
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, ...],
+        stride: int | tuple[int, ...] = 1,
+        padding: int | tuple[int, ...] = 0,
+        bias: bool = True,
+        init: Any = None,
+        bias_init: Any = None,
+        rng: Any = None,
+        dtype: Any = np.float32,
+    ) -> None:
+        owner = type(self).__name__
+        super().__init__(dtype)
+        self.in_channels = positive_int(owner, "in_channels", in_channels)
+        self.out_channels = positive_int(owner, "out_channels", out_channels)
+        self.kernel_size = _ntuple(owner, "kernel_size", kernel_size, self.nd, 1)
+        self.stride = _ntuple(owner, "stride", stride, self.nd, 1)
+        self.padding = _ntuple(owner, "padding", padding, self.nd, 0)
+        self.use_bias = bool(bias)
+        self._add_param("weight", (self.out_channels, self.in_channels, *self.kernel_size), init)
+        if self.use_bias:
+            self._add_param("bias", (self.out_channels,), bias_init)
+        self._build(rng)
+
+    def extra_repr(self) -> str:
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        if any(self.padding):
+            s += f", padding={self.padding}"
+        return s + ("" if self.use_bias else ", bias=False")
+
+    # -------------------------------------------------------------- im2col / col2im
+
+    def _wide(self) -> bool:
+        return self.nd == 2 and self.stride == (1, 1)
+
+    def _offsets(self, padded: tuple[int, ...]) -> list[tuple[tuple[int, ...], Any]]:
+        """``(kernel offset, slice of the padded input)`` pairs; in wide mode the slice is a flat shift."""
+        out = []
+        for offs in itertools.product(*(range(k) for k in self.kernel_size)):
+            if self._wide():
+                out.append((offs, offs[0] * padded[1] + offs[1]))
+            else:
+                out.append(
+                    (offs, tuple(slice(o, o + s * n, s) for o, s, n in zip(offs, self.stride, self._out, strict=True)))
+                )
+        return out
+
+    def _pad(self, x: np.ndarray) -> np.ndarray:
+        """Zero-padded, channel-major copy of ``x``: ``(C, N, *padded)`` (wide mode: flat with a tail)."""
+        n, c, *size = x.shape
+        padded = tuple(s + 2 * p for s, p in zip(size, self.padding, strict=True))
+        if self._wide():
+            tail = self.kernel_size[1] - 1  # the last wide row reads up to kw − 1 elements past the image
+            flat = np.zeros((c, n, math.prod(padded) + tail), self.dtype)
+            xp = flat[:, :, : math.prod(padded)].reshape(c, n, *padded)
+        else:
+            flat = xp = np.zeros((c, n, *padded), self.dtype)
+        inner = tuple(slice(p, p + s) for p, s in zip(self.padding, size, strict=True))
+        xp[(slice(None), slice(None), *inner)] = x.swapaxes(0, 1)
+        return flat
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=self.dtype)
+        _check_input(self, x, self.nd, self.in_channels)
+        n, c, *size = x.shape
+        out = tuple(
+            _out_size(s, k, st, p)
+            for s, k, st, p in zip(size, self.kernel_size, self.stride, self.padding, strict=True)
+        )
+        if min(out) < 1:
+            raise ShapeError(
+                f"{self.label()}: input of shape {fmt_shape(x.shape)} is smaller than the kernel "
+                f"{self.kernel_size} (with padding {self.padding})"
+            )
+        self._out = out
+        padded = tuple(s + 2 * p for s, p in zip(size, self.padding, strict=True))
+        xp = self._pad(x)
+        # positions per sample: wide mode computes OH × W_padded and drops the last kw − 1 of each row
+        positions = out[0] * padded[1] if self._wide() else math.prod(out)
+        cols = np.empty((c, *self.kernel_size, n, positions), self.dtype)
+        cols_nd = cols if self._wide() else cols.reshape(c, *self.kernel_size, n, *out)
+        for offs, sl in self._offsets(padded):  # im2col: one strided copy per kernel offset
+            if self._wide():
+                cols[(slice(None), *offs)] = xp[:, :, sl : sl + positions]
+            else:
+                cols_nd[(slice(None), *offs)] = xp[(slice(None), slice(None), *sl)]
+        cols = cols.reshape(c * math.prod(self.kernel_size), n * positions)
+        y = self.weight.reshape(self.out_channels, -1) @ cols  # Y = W₂ · cols: (O, N·L)
+        if self.use_bias:
+            y += self.bias[:, None]
+        self._cache = (cols, x.shape, padded, positions)
+        if self._wide():
+            y = y.reshape(self.out_channels, n, out[0], padded[1])[..., : out[1]]
+        else:
+            y = y.reshape(self.out_channels, n, *out)
+        return np.ascontiguousarray(y.swapaxes(0, 1))
+
+    def backward(self, dout: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
+        if self._cache is None:
+            raise RuntimeError(f"{self.label()}: backward called before forward")
+        cols, in_shape, padded, positions = self._cache
+        n, c, *size = in_shape
+        o = self.out_channels
+        dout = np.asarray(dout, dtype=self.dtype)
+        if dout.shape != (n, o, *self._out):
+            raise ShapeError(
+                f"{self.label()}: backward expected dout of shape {fmt_shape((n, o, *self._out))}, "
+                f"got {fmt_shape(dout.shape)}"
+            )
+        # dY channel-major, (O, N·L); in wide mode the discarded columns get a zero gradient
+        if self._wide():
+            dy = np.zeros((o, n, self._out[0], padded[1]), self.dtype)
+            dy[..., : self._out[1]] = dout.swapaxes(0, 1)
+        else:
+            dy = np.ascontiguousarray(dout.swapaxes(0, 1))
+        dy = dy.reshape(o, n * positions)
+        np.matmul(dy, cols.T, out=self.dweight.reshape(o, -1))  # dW₂ = dY · colsᵀ
+        if self.use_bias:
+            np.sum(dy, axis=1, out=self.dbias)  # db = Σ_{n,l} dY
+        if not input_grad:
+            return None
+        dcols = self.weight.reshape(o, -1).T @ dy  # dcols = W₂ᵀ · dY: (C·Πk, N·L)
+        dcols = dcols.reshape(c, *self.kernel_size, n, positions)
+        # col2im: every kernel offset adds its slab back where im2col read it from
+        if self._wide():
+            dxp = np.zeros((c, n, math.prod(padded) + self.kernel_size[1] - 1), self.dtype)
+            for offs, sl in self._offsets(padded):
+                dxp[:, :, sl : sl + positions] += dcols[(slice(None), *offs)]
+            dxp = dxp[:, :, : math.prod(padded)].reshape(c, n, *padded)
+        else:
+            dxp = np.zeros((c, n, *padded), self.dtype)
+            dcols = dcols.reshape(c, *self.kernel_size, n, *self._out)
+            for offs, sl in self._offsets(padded):
+                dxp[(slice(None), slice(None), *sl)] += dcols[(slice(None), *offs)]
+        inner = tuple(slice(p, p + s) for p, s in zip(self.padding, size, strict=True))
+        return np.ascontiguousarray(dxp[(slice(None), slice(None), *inner)].swapaxes(0, 1))
+
+
+class Conv1d(_ConvNd):
+    """1-D convolution (cross-correlation) over ``(N, C, L)``, weight ``(out, in, k)``, like ``torch.nn.Conv1d``."""
+
+    nd = 1
+
+
+class Conv2d(_ConvNd):
+    """2-D convolution over ``(N, C, H, W)``, weight ``(out, in, kh, kw)``, like ``torch.nn.Conv2d``."""
+
+    nd = 2
+
+
+# ----------------------------------------------------------------------------- pooling
+#
+# Pooling is separable: a 2-D window max (or sum) is the max over the window's rows of the
+# max over each row's columns. Each stage reduces one spatial axis with k strided slices
+# (last axis first), so every NumPy call runs over whole arrays; the backward of a stage
+# routes the gradient back through the same slices. Reducing the last axis first and
+# letting only a strictly greater value win keeps torch's tie rule: the first maximum of
+# the window in row-major order receives the gradient.
+
+
+def _along(ndim: int, axis: int, j: int, s: int, n: int) -> tuple[slice, ...]:
+    """Index of window element ``j`` of all ``n`` windows (stride ``s``) along ``axis``."""
+    index = [slice(None)] * ndim
+    index[axis] = slice(j, j + s * (n - 1) + 1, s)
+    return tuple(index)
+
+
+def _max_stage(z: np.ndarray, axis: int, k: int, s: int, n: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Max over windows along ``axis`` and which window element won (bool for k = 2, uint8 otherwise)."""
+    best = z[_along(z.ndim, axis, 0, s, n)]
+    idx = None
+    for j in range(1, k):
+        cand = z[_along(z.ndim, axis, j, s, n)]
+        better = cand > best  # strict: the first maximum wins
+        best = np.maximum(best, cand)
+        if idx is None:
+            idx = better if k == 2 else better.astype(np.uint8)
+        else:
+            idx[better] = j
+    return best, idx
+
+
+def _unmax_stage(
+    d: np.ndarray, axis: int, k: int, s: int, shape: tuple[int, ...], idx: np.ndarray | None
+) -> np.ndarray:
+    """Backward of :func:`_max_stage`: each window's gradient goes to the element that won."""
+    n = d.shape[axis]
+    dz = np.zeros(shape, d.dtype)
+    overlap = s < k
+    for j in range(k):
+        if idx is None:
+            part = d
+        elif k == 2:
+            part = d * idx if j == 1 else d - d * idx  # multiplying by a bool mask is fast and exact
+        else:
+            part = d * (idx == j)
+        target = _along(dz.ndim, axis, j, s, n)
+        if overlap:
+            dz[target] += part
+        else:
+            dz[target] = part
+    return dz
+
+
+class _PoolNd(Module):
+    nd = 2
+    transparent = True
+
+    def __init__(self, kernel_size: int | tuple[int, ...], stride: Any = None, padding: Any = 0) -> None:
+        owner = type(self).__name__
+        super().__init__()
+        self.kernel_size = _ntuple(owner, "kernel_size", kernel_size, self.nd, 1)
+        self.stride = self.kernel_size if stride is None else _ntuple(owner, "stride", stride, self.nd, 1)
+        self.padding = _ntuple(owner, "padding", padding, self.nd, 0)
+        if any(2 * p > k for p, k in zip(self.padding, self.kernel_size, strict=True)):
+            raise ParameterError(
+                f"{owner}: padding must be at most half the kernel size, got padding={self.padding}, "
+                f"kernel_size={self.kernel_size}"
+            )
+
+    def extra_repr(self) -> str:
+        s = f"kernel_size={self.kernel_size}, stride={self.stride}"
+        return s + (f", padding={self.padding}" if any(self.padding) else "")
+
+    def _padded(self, x: np.ndarray, fill: float) -> tuple[np.ndarray, tuple[int, ...]]:
+        _check_input(self, x, self.nd, None)
+        n, c, *size = x.shape
+        out = tuple(
+            _out_size(s, k, st, p)
+            for s, k, st, p in zip(size, self.kernel_size, self.stride, self.padding, strict=True)
+        )
+        if min(out) < 1:
+            raise ShapeError(
+                f"{self.label()}: input of shape {fmt_shape(x.shape)} is smaller than the kernel {self.kernel_size}"
+            )
+        if not any(self.padding):
+            return x, out
+        xp = np.full((n, c, *(s + 2 * p for s, p in zip(size, self.padding, strict=True))), fill, x.dtype)
+        xp[(slice(None), slice(None), *(slice(p, p + s) for p, s in zip(self.padding, size, strict=True)))] = x
+        return xp, out
+
+    def _unpad(self, dxp: np.ndarray, in_shape: tuple[int, ...]) -> np.ndarray:
+        if not any(self.padding):
+            return dxp
+        return dxp[
+            (slice(None), slice(None), *(slice(p, p + s) for p, s in zip(self.padding, in_shape[2:], strict=True)))
+        ]
+
+    def _stages(self) -> list[tuple[int, int, int]]:
+        """``(axis, kernel, stride)`` per spatial axis, last axis first."""
+        return [(2 + a, self.kernel_size[a], self.stride[a]) for a in reversed(range(self.nd))]
+
+
+class _MaxPoolNd(_PoolNd):
+    """``y = max`` over each window; the gradient goes to the first maximum of the window (torch's rule).
+
+    NaN propagation is not replicated.
+    """
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        z, out = self._padded(x, -np.inf)
+        saved = []
+        for axis, k, s in self._stages():
+            best, idx = _max_stage(z, axis, k, s, out[axis - 2])
+            saved.append((axis, k, s, z.shape, idx))
+            z = best
+        self._cache = (saved, x.shape, z.shape)
+        return np.ascontiguousarray(z)
+
+    def backward(self, dout: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
+        if self._cache is None:
+            raise RuntimeError(f"{self.label()}: backward called before forward")
+        saved, in_shape, out_shape = self._cache
+        if np.shape(dout) != out_shape:
+            raise ShapeError(f"{self.label()}: backward expected dout of shape {out_shape}, got {np.shape(dout)}")
+        if not input_grad:
+            return None
+        d = np.asarray(dout)
+        for axis, k, s, shape, idx in reversed(saved):
+            d = _unmax_stage(d, axis, k, s, shape, idx)
+        return self._unpad(d, in_shape)
+
+
+class _AvgPoolNd(_PoolNd):
+    """``y = mean`` over each window; ``dx[window] += dout / count``.
+
+    ``count_include_pad=True`` (torch's default) divides by the kernel size; otherwise by the number
+    of non-padding elements in the window.
+    """
+
+    def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0, count_include_pad: bool = True) -> None:
+        super().__init__(kernel_size, stride, padding)
+        self.count_include_pad = bool(count_include_pad)
+
+    def _sum(self, z: np.ndarray, out: tuple[int, ...]) -> tuple[np.ndarray, list[Any]]:
+        saved = []
+        for axis, k, s in self._stages():
+            n = out[axis - 2]
+            acc = z[_along(z.ndim, axis, 0, s, n)].copy()
+            for j in range(1, k):
+                acc += z[_along(z.ndim, axis, j, s, n)]
+            saved.append((axis, k, s, z.shape))
+            z = acc
+        return z, saved
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        if x.dtype.kind != "f":
+            x = x.astype(np.float32)
+        xp, out = self._padded(x, 0.0)
+        y, saved = self._sum(xp, out)
+        if self.count_include_pad or not any(self.padding):
+            div: Any = float(math.prod(self.kernel_size))
+        else:  # the number of real (non-padding) elements in each window
+            div, _ = self._sum(self._padded(np.ones((1, 1, *x.shape[2:]), x.dtype), 0.0)[0], out)
+        y /= div
+        self._cache = (div, saved, x.shape)
+        return y
+
+    def backward(self, dout: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
+        if self._cache is None:
+            raise RuntimeError(f"{self.label()}: backward called before forward")
+        div, saved, in_shape = self._cache
+        if not input_grad:
+            return None
+        d = np.asarray(dout) / div
+        for axis, k, s, shape in reversed(saved):
+            dz = np.zeros(shape, d.dtype)
+            for j in range(k):
+                dz[_along(dz.ndim, axis, j, s, d.shape[axis])] += d
+            d = dz
+        return self._unpad(d, in_shape)
+
+
+class MaxPool1d(_MaxPoolNd):
+    """Max pooling over ``(N, C, L)``; ``stride`` defaults to ``kernel_size`` like ``torch.nn.MaxPool1d``."""
+
+    nd = 1
+
+
+class MaxPool2d(_MaxPoolNd):
+    """Max pooling over ``(N, C, H, W)``; ``stride`` defaults to ``kernel_size`` like ``torch.nn.MaxPool2d``."""
+
+    nd = 2
+
+
+class AvgPool1d(_AvgPoolNd):
+    """Average pooling over ``(N, C, L)``, like ``torch.nn.AvgPool1d``."""
+
+    nd = 1
+
+
+class AvgPool2d(_AvgPoolNd):
+    """Average pooling over ``(N, C, H, W)``, like ``torch.nn.AvgPool2d``."""
+
+    nd = 2

@@ -1,0 +1,79 @@
+"""Penalties that act through the gradient: L2 (weight decay) and L1.
+
+*Coupled* penalties are added to the gradient before any preconditioning, as
+``torch.optim.Adam(weight_decay=λ)`` and the L2 penalty ``λ/2·‖θ‖²`` of seed 002
+do. *Decoupled* weight decay (AdamW, Loshchilov & Hutter 2019) is the same
+``add_decayed_weights`` placed after the preconditioner and before
+``scale_by_learning_rate``, so the decay is ``η·λ·θ`` whatever Adam does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from descend._validation import NONNEGATIVE, WEIGHT_DECAY, check
+from descend.optim.base import GradientTransformation, identity, stateless
+from descend.optim.tree import Tree, tree_map
+
+
+def _require_params(owner: str, params: Tree | None) -> Tree:
+    if params is None:
+        from descend.errors import ParameterError
+
+        raise ParameterError(f"{owner}: update needs params (call tx.update(grads, state, params))")
+    return params
+
+
+def add_decayed_weights(weight_decay: float | np.ndarray = 0.0) -> GradientTransformation:
+    """L2 / weight decay: ``u ← u + λ·θ`` (λ = ``weight_decay``).
+
+    Placed first in a chain it is torch's coupled ``weight_decay`` (the gradient
+    of ``λ/2·‖θ‖²``); placed after an adaptive scaling it is AdamW's decoupled
+    decay. λ may be an array broadcastable to each parameter leaf: with a
+    model's flat buffer, ``1e-2 * model.decay_mask()`` decays the weights and
+    leaves biases and norm layers alone (torch needs two parameter groups).
+    """
+    check("add_decayed_weights", "weight_decay", weight_decay, WEIGHT_DECAY)
+    if isinstance(weight_decay, np.ndarray):
+        if not weight_decay.any():
+            return identity()
+        per_dtype: dict[np.dtype, np.ndarray] = {}
+
+        def decay(u: np.ndarray, p: np.ndarray) -> np.ndarray:
+            wd = per_dtype.get(p.dtype)
+            if wd is None:  # cast once per dtype, so float32 params stay float32
+                wd = per_dtype[p.dtype] = weight_decay.astype(p.dtype)
+            return u + wd * p
+    else:
+        lam = float(weight_decay)
+        if lam == 0.0:
+            return identity()
+
+        def decay(u: np.ndarray, p: np.ndarray) -> np.ndarray:
+            return u + lam * p
+
+    def fn(updates: Tree, params: Tree | None) -> Tree:
+        params = _require_params("add_decayed_weights", params)
+        return tree_map(decay, updates, params)
+
+    return stateless(fn)
+
+
+def add_l1_penalty(l1: float = 0.0) -> GradientTransformation:
+    """L1 / lasso: ``u ← u + λ₁·sign(θ)``, the (sub)gradient of ``λ₁·‖θ‖₁``."""
+    check("add_l1_penalty", "l1", l1, NONNEGATIVE)
+    lam = float(l1)
+    if lam == 0.0:
+        return identity()
+
+    def fn(updates: Tree, params: Tree | None) -> Tree:
+        params = _require_params("add_l1_penalty", params)
+        return tree_map(lambda u, p: u + lam * np.sign(p), updates, params)
+
+    return stateless(fn)
+
+
+def add_l2_penalty(l2: float = 0.0) -> GradientTransformation:
+    """Coupled L2: ``u ← u + λ₂·θ``, the gradient of ``λ₂/2·‖θ‖²`` (alias of coupled weight decay)."""
+    check("add_l2_penalty", "l2", l2, NONNEGATIVE)
+    return add_decayed_weights(l2)

@@ -1,0 +1,53 @@
+"""``metrics.csv``: one row per epoch, appended and flushed as training goes.
+
+A crash loses nothing already written. On resume the file is cut back to the
+rows up to the checkpoint's epoch, so a resumed run's file equals an
+uninterrupted run's.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+
+class MetricsWriter:
+    """Append rows with a fixed header; columns appear in first-seen order."""
+
+    def __init__(self, path: str | os.PathLike, fieldnames: list[str]):
+        self.path = Path(path)
+        self.fieldnames = list(fieldnames)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            with self.path.open("w", newline="") as f:
+                csv.writer(f).writerow(self.fieldnames)
+
+    def append(self, row: dict[str, Any]) -> None:
+        with self.path.open("a", newline="") as f:
+            csv.writer(f).writerow([_fmt(row.get(k, "")) for k in self.fieldnames])
+            f.flush()
+            os.fsync(f.fileno())
+
+    def truncate_after(self, epoch: int) -> None:
+        """Keep the header and rows whose ``epoch`` is <= ``epoch`` (for resuming)."""
+        rows = read_metrics(self.path)
+        with self.path.open("w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(self.fieldnames)
+            for r in rows:
+                if int(float(r["epoch"])) <= epoch:
+                    w.writerow([r.get(k, "") for k in self.fieldnames])
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return repr(v) if math.isfinite(v) else str(v)
+    return str(v)
+
+
+def read_metrics(path: str | os.PathLike) -> list[dict[str, str]]:
+    with Path(path).open(newline="") as f:
+        return list(csv.DictReader(f))

@@ -1,0 +1,408 @@
+"""The training loop: batches → model → loss → gradients → optimizer → parameters.
+
+``Trainer(model, loss, optimizer).fit(train, validation, epochs, batch_size)``
+runs mini-batch gradient descent (``batch_size=None`` is full-batch gradient
+descent, ``1`` is stochastic gradient descent), logs telemetry each epoch to the
+history and to ``run_dir/metrics.csv``, and checkpoints atomically to
+``run_dir/checkpoint`` so that ``fit(..., resume=True)`` continues an
+interrupted run and ends with bitwise the same parameters.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from descend._validation import BOOL, Interval, check
+from descend.errors import DescendError, ParameterError
+from descend.optim import get_lr, state_from_dict, state_to_dict
+from descend.optim.base import GradientTransformation
+from descend.train.callbacks import Callback
+from descend.train.checkpoint import CheckpointError, load_checkpoint, rng_from_json, rng_state_to_json, save_checkpoint
+from descend.train.metrics import MetricsWriter
+from descend.train.telemetry import global_norm, layer_slices, segment_norms
+
+CHECKPOINT = "checkpoint"
+METRICS = "metrics.csv"
+SUMMARY = "summary.json"
+CONFIG = "config.json"
+
+
+class History:
+    """Per-epoch logs: ``history["val_accuracy"]`` is a list over epochs."""
+
+    def __init__(self, rows: list[dict[str, float]] | None = None):
+        self.rows: list[dict[str, float]] = list(rows or [])
+
+    def append(self, row: dict[str, float]) -> None:
+        self.rows.append(dict(row))
+
+    def __getitem__(self, key: str) -> list[float]:
+        return [r[key] for r in self.rows if key in r]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def keys(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for r in self.rows:
+            seen.update(dict.fromkeys(r))
+        return list(seen)
+
+    def best(self, key: str, mode: str = "max") -> tuple[int, float]:
+        values = [(i, v) for i, v in enumerate(self[key]) if math.isfinite(v)]
+        if not values:
+            return -1, math.nan
+        return (max if mode == "max" else min)(values, key=lambda iv: iv[1])
+
+
+def _as_xy(data: Any, owner: str, what: str) -> tuple[np.ndarray, np.ndarray]:
+    if data is None:
+        raise ParameterError(f"{owner}: {what} must be a Dataset or an (x, y) pair, got None")
+    if hasattr(data, "x") and hasattr(data, "y"):
+        return data.x, data.y
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        return np.asarray(data[0]), np.asarray(data[1])
+    raise ParameterError(f"{owner}: {what} must be a Dataset or an (x, y) pair, got {type(data).__name__}")
+
+
+class Trainer:
+    """Train a :mod:`descend.nn` model with a :mod:`descend.optim` optimizer.
+
+    Parameters
+    ----------
+    model: a ``descend.nn`` module whose parameters live in ``model.params``.
+    loss: a ``descend.nn`` loss (``forward(logits, y) -> float``, ``backward() -> dlogits``)
+        or its name (``"cross_entropy"``, ``"mse"``, ``"binary_cross_entropy"``).
+    optimizer: a :class:`~descend.optim.GradientTransformation` over the flat buffer.
+    callbacks: :class:`~descend.train.callbacks.Callback` objects.
+    run_dir: where ``metrics.csv``, ``checkpoint`` and ``summary.json`` go (None: nowhere).
+    seed: seeds the shuffling of batches (:class:`descend.data.Loader`); the
+        model's own generators draw dropout masks.
+    l1, l2: penalties λ₁‖w‖₁ and λ₂/2‖w‖² on the weights (not biases or norm
+        layers), added to the loss and reported separately as ``penalty``.
+    telemetry_every: compute per-layer gradient norms and update ratios every
+        this many steps (and on the last step of each epoch).
+    """
+
+    def __init__(
+        self,
+        model,
+        loss: Any = "cross_entropy",
+        optimizer: GradientTransformation | None = None,
+        *,
+        callbacks: Sequence[Callback] = (),
+        run_dir: str | os.PathLike | None = None,
+        seed: int = 0,
+        l1: float = 0.0,
+        l2: float = 0.0,
+        telemetry_every: int = 10,
+        checkpoint_every: int = 1,
+    ):
+        from descend.optim import adam
+
+        check("Trainer", "seed", seed, Interval(0, None, integer=True))
+        check("Trainer", "l1", l1, Interval(0, None))
+        check("Trainer", "l2", l2, Interval(0, None))
+        check("Trainer", "telemetry_every", telemetry_every, Interval(1, None, integer=True))
+        check("Trainer", "checkpoint_every", checkpoint_every, Interval(1, None, integer=True))
+        if optimizer is None:
+            optimizer = adam(lr=1e-3)
+        if not isinstance(optimizer, GradientTransformation):
+            raise ParameterError(f"Trainer: optimizer must be a GradientTransformation, got {type(optimizer).__name__}")
+        self.model = model
+        self.loss = _resolve_loss(loss)
+        self.optimizer = optimizer
+        self.callbacks = list(callbacks)
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.seed = int(seed)
+        self.l1, self.l2 = float(l1), float(l2)
+        self.telemetry_every = int(telemetry_every)
+        self.checkpoint_every = int(checkpoint_every)
+        self.opt_state = optimizer.init(model.params)
+        self.loader = None  # built by fit()
+        self.history = History()
+        self.epoch = 0  # epochs completed
+        self.step = 0  # optimizer steps completed
+        self.stop_training = False
+        self.diverged = False
+        self.epochs = 0
+        self.batches_per_epoch = 0
+        self.wall_time = 0.0
+        self._slices = layer_slices(model.layout)
+        self._weight_mask = model.decay_mask() if (self.l1 or self.l2) else None
+
+    # ----------------------------------------------------------------- helpers
+
+    def base_lr(self) -> float | None:
+        """The learning rate of the last update before any plateau scaling."""
+        from descend.optim.state import find_fields
+
+        lr = get_lr(self.opt_state)
+        scales = find_fields(self.opt_state, "lr_scale")
+        if lr is None or not scales or scales[0] == 0:
+            return lr
+        return lr / float(scales[0])
+
+    def _penalty(self) -> float:
+        """Add the L1/L2 penalty gradients into ``model.grads`` and return the penalty value."""
+        if self._weight_mask is None:
+            return 0.0
+        w, g, mask = self.model.params, self.model.grads, self._weight_mask
+        value = 0.0
+        if self.l2:
+            value += 0.5 * self.l2 * float(np.dot(w * mask, w))
+            g += (self.l2 * mask) * w
+        if self.l1:
+            value += self.l1 * float(np.abs(w * mask).sum())
+            g += (self.l1 * mask) * np.sign(w)
+        return value
+
+    # ------------------------------------------------------------------- train
+
+    def fit(
+        self,
+        train: Any,
+        validation: Any = None,
+        *,
+        epochs: int = 1,
+        batch_size: int | None = 32,
+        shuffle: bool = True,
+        resume: bool = False,
+        config: dict[str, Any] | None = None,
+    ) -> History:
+        """Train for ``epochs`` epochs (in total, counting those of a resumed run)."""
+        check("fit", "epochs", epochs, Interval(1, None, integer=True))
+        if batch_size is not None:
+            check("fit", "batch_size", batch_size, Interval(1, None, integer=True))
+        check("fit", "shuffle", shuffle, BOOL)
+        check("fit", "resume", resume, BOOL)
+        from descend.data import Loader
+
+        x, y = _as_xy(train, "fit", "train")
+        if len(x) == 0:
+            raise ParameterError("fit: the training set is empty")
+        self.epochs = int(epochs)
+        self.loader = Loader((x, y), batch_size, shuffle=shuffle, seed=self.seed)
+        self.batches_per_epoch = len(self.loader)
+        writer = None
+        if self.run_dir is not None:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            if config is not None and not resume:
+                _write_json(self.run_dir / CONFIG, config)
+        if resume:
+            self._restore()
+        if self.run_dir is not None:
+            writer = MetricsWriter(self.run_dir / METRICS, _columns(self._slices.names, validation is not None))
+            if resume:
+                writer.truncate_after(self.epoch)
+        self.stop_training = False
+        for cb in self.callbacks:
+            cb.on_train_begin(self)
+        t_start = time.perf_counter() - self.wall_time
+        logs: dict[str, float] = {}
+        while self.epoch < self.epochs and not self.stop_training:
+            for cb in self.callbacks:
+                cb.on_epoch_begin(self, self.epoch)
+            logs = self._train_epoch()
+            if validation is not None and not self.diverged:
+                val = self.evaluate(validation)
+                logs.update({f"val_{k}": v for k, v in val.items()})
+            self.epoch += 1
+            self.wall_time = time.perf_counter() - t_start
+            logs = {"epoch": self.epoch, "step": self.step, "time": self.wall_time, **logs}
+            self.history.append(logs)
+            for cb in self.callbacks:
+                cb.on_epoch_end(self, self.epoch - 1, logs)
+            if writer is not None:
+                writer.append(logs)
+            if self.run_dir is not None and (self.epoch % self.checkpoint_every == 0 or self.epoch == self.epochs):
+                self.save()
+        for cb in self.callbacks:
+            cb.on_train_end(self, logs)
+        return self.history
+
+    def _train_epoch(self) -> dict[str, float]:
+        model, loss_fn, tx = self.model, self.loss, self.optimizer
+        model.train()
+        params, grads = model.params, model.grads
+        total_loss = total_correct = total_penalty = 0.0
+        seen = 0
+        gnorm_sum, gnorm_n = 0.0, 0
+        layer_g = np.zeros(len(self._slices.names))
+        layer_r = np.zeros(len(self._slices.names))
+        tel_n = 0
+        for b, (xb, yb) in enumerate(self.loader):
+            logits = model.forward(xb)
+            loss = float(loss_fn.forward(logits, yb))
+            model.backward(loss_fn.backward(), input_grad=False)
+            penalty = self._penalty()
+            updates, self.opt_state = tx.update(grads, self.opt_state, params)
+            last = b == self.batches_per_epoch - 1
+            if self.step % self.telemetry_every == 0 or last:
+                gn = segment_norms(grads, self._slices)
+                wn = segment_norms(params, self._slices)
+                un = segment_norms(updates, self._slices)
+                layer_g += gn
+                layer_r += np.divide(un, wn, out=np.zeros_like(un), where=wn > 0)
+                tel_n += 1
+            gnorm_sum += global_norm(grads)
+            gnorm_n += 1
+            np.add(params, updates, out=params)
+            self.step += 1
+            n = len(yb)
+            seen += n
+            total_loss += loss * n
+            total_penalty += penalty * n
+            if logits.ndim == 2 and logits.shape[1] > 1:
+                total_correct += float(np.count_nonzero(logits.argmax(axis=1) == yb))
+            batch_logs = {"batch": b, "loss": loss, "lr": get_lr(self.opt_state) or 0.0}
+            for cb in self.callbacks:
+                cb.on_batch_end(self, self.step, batch_logs)
+            if not math.isfinite(loss):
+                self.diverged = True
+            if self.stop_training or self.diverged:
+                break
+        logs = {
+            "lr": float(get_lr(self.opt_state) or 0.0),
+            "loss": total_loss / max(seen, 1),
+        }
+        if total_correct or (logits.ndim == 2 and logits.shape[1] > 1):
+            logs["accuracy"] = total_correct / max(seen, 1)
+        if self.l1 or self.l2:
+            logs["penalty"] = total_penalty / max(seen, 1)
+        logs["grad_norm"] = gnorm_sum / max(gnorm_n, 1)
+        for name, g, r in zip(self._slices.names, layer_g / max(tel_n, 1), layer_r / max(tel_n, 1), strict=True):
+            logs[f"grad_norm/{name}"] = float(g)
+            logs[f"update_ratio/{name}"] = float(r)
+        return logs
+
+    # -------------------------------------------------------------- inference
+
+    def predict(self, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+        """Model outputs (logits) in evaluation mode."""
+        check("predict", "batch_size", batch_size, Interval(1, None, integer=True))
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            outs = [self.model.forward(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+        finally:
+            self.model.train(was_training)
+        return np.concatenate(outs) if outs else np.zeros((0,))
+
+    def evaluate(self, data: Any, batch_size: int = 1024) -> dict[str, float]:
+        """``{"loss": ..., "accuracy": ...}`` over ``data`` in evaluation mode."""
+        x, y = _as_xy(data, "evaluate", "data")
+        logits = self.predict(x, batch_size)
+        out = {"loss": float(self.loss.forward(logits, y))}
+        if logits.ndim == 2 and logits.shape[1] > 1:
+            out["accuracy"] = float(np.mean(logits.argmax(axis=1) == y))
+        return out
+
+    # ------------------------------------------------------------ checkpoints
+
+    def save(self, path: str | os.PathLike | None = None) -> Path:
+        """Write parameters, optimizer state, RNG states and counters atomically."""
+        if path is None:
+            if self.run_dir is None:
+                raise ParameterError("save: give a path or construct the Trainer with run_dir")
+            path = self.run_dir / CHECKPOINT
+        arrays = {f"model/{k}": v for k, v in self.model.state_dict().items()}
+        arrays.update({f"optimizer/{k}": v for k, v in state_to_dict(self.opt_state).items()})
+        meta = {
+            "epoch": self.epoch,
+            "step": self.step,
+            "wall_time": self.wall_time,
+            "diverged": self.diverged,
+            "loader": self.loader.state() if self.loader is not None else None,
+            "model_rngs": _model_rng_states(self.model),
+            "callbacks": [cb.state_dict() for cb in self.callbacks],
+            "history": self.history.rows,
+        }
+        return save_checkpoint(path, arrays, meta)
+
+    def _restore(self, path: str | os.PathLike | None = None) -> None:
+        if path is None:
+            if self.run_dir is None:
+                raise ParameterError("fit: resume=True needs a run_dir")
+            path = self.run_dir / CHECKPOINT
+        arrays, meta = load_checkpoint(path)
+        model_arrays = {k[len("model/") :]: v for k, v in arrays.items() if k.startswith("model/")}
+        opt_arrays = {k[len("optimizer/") :]: v for k, v in arrays.items() if k.startswith("optimizer/")}
+        try:
+            self.model.load_state_dict(model_arrays)
+            self.opt_state = state_from_dict(self.optimizer.init(self.model.params), opt_arrays)
+        except DescendError as exc:
+            raise CheckpointError(f"checkpoint {path} does not fit this model and optimizer: {exc}") from None
+        self.epoch, self.step = int(meta["epoch"]), int(meta["step"])
+        self.wall_time = float(meta.get("wall_time", 0.0))
+        self.diverged = bool(meta.get("diverged", False))
+        if self.loader is not None and meta.get("loader") is not None:
+            self.loader.set_state(meta["loader"])
+        _set_model_rng_states(self.model, meta.get("model_rngs", []))
+        saved_cbs = meta.get("callbacks", [])
+        if len(saved_cbs) == len(self.callbacks):
+            for cb, st in zip(self.callbacks, saved_cbs, strict=True):
+                cb.load_state_dict(st)
+        self.history = History(meta.get("history", []))
+
+
+def _columns(layers: list[str], validation: bool) -> list[str]:
+    cols = ["epoch", "step", "time", "lr", "loss", "accuracy", "penalty"]
+    if validation:
+        cols += ["val_loss", "val_accuracy"]
+    cols += ["grad_norm"] + [f"grad_norm/{n}" for n in layers] + [f"update_ratio/{n}" for n in layers]
+    return cols
+
+
+def _model_rng_states(model) -> list[Any]:
+    """The generators that draw during training (Dropout's ``rng``), one entry per module."""
+    return [
+        rng_state_to_json(m.rng) if isinstance(getattr(m, "rng", None), np.random.Generator) else None
+        for m in model.modules()
+    ]
+
+
+def _set_model_rng_states(model, states: list[Any]) -> None:
+    modules = model.modules()
+    if len(states) != len(modules):
+        return
+    for m, st in zip(modules, states, strict=True):
+        if st is not None:
+            m.rng = rng_from_json(st)
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+    os.replace(tmp, path)
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")
+
+
+def _resolve_loss(loss: Any) -> Any:
+    if isinstance(loss, str):
+        from descend import nn
+
+        table = {"cross_entropy": "CrossEntropyLoss", "mse": "MSELoss", "binary_cross_entropy": "BCEWithLogitsLoss"}
+        if loss not in table:
+            raise ParameterError(f"Trainer: loss must be one of {sorted(table)}, got {loss!r}")
+        return getattr(nn, table[loss])()
+    if not (hasattr(loss, "forward") and hasattr(loss, "backward")):
+        raise ParameterError(f"Trainer: loss must be a descend.nn loss or its name, got {type(loss).__name__}")
+    return loss

@@ -1,0 +1,1 @@
+"""Tests of descend.schedules: torch counterparts, reduce-on-plateau, validation, integration."""
