@@ -189,6 +189,8 @@ class ProgressBar(Callback):
         self.stream = stream or sys.stderr
         self.width, self.min_interval = int(width), float(min_interval)
         self._last = 0.0
+        isatty = getattr(self.stream, "isatty", None)
+        self._live = bool(isatty and isatty())
 
     def on_epoch_begin(self, trainer, epoch: int) -> None:
         self._epoch, self._t0, self._last = epoch, time.perf_counter(), 0.0
@@ -200,6 +202,8 @@ class ProgressBar(Callback):
         return f"\repoch {self._epoch + 1}/{trainer.epochs} {bar} {done}/{total}  {shown}"
 
     def on_batch_end(self, trainer, step: int, logs: dict[str, float]) -> None:
+        if not self._live:  # a log file or pipe gets one line per epoch, not carriage-return frames
+            return
         now = time.perf_counter()
         if now - self._last >= self.min_interval:
             self._last = now
@@ -207,7 +211,9 @@ class ProgressBar(Callback):
             self.stream.flush()
 
     def on_epoch_end(self, trainer, epoch: int, logs: dict[str, float]) -> None:
-        line = self._line(trainer, trainer.batches_per_epoch, trainer.batches_per_epoch, logs)
+        line = self._line(trainer, trainer.batches_per_epoch, trainer.batches_per_epoch, logs).lstrip("\r")
+        if self._live:
+            line = "\r" + line
         extra = "  ".join(f"{k} {logs[k]:.4g}" for k in ("val_loss", "val_accuracy") if k in logs)
         self.stream.write(f"{line}  {extra}  {time.perf_counter() - self._t0:.1f}s\n")
         self.stream.flush()

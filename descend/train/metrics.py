@@ -38,16 +38,34 @@ class MetricsWriter:
             w = csv.writer(f)
             w.writerow(self.fieldnames)
             for r in rows:
-                if int(float(r["epoch"])) <= epoch:
-                    w.writerow([r.get(k, "") for k in self.fieldnames])
+                if r["epoch"] <= epoch:
+                    w.writerow([_fmt(r.get(k)) for k in self.fieldnames])
 
 
 def _fmt(v: Any) -> str:
+    if v is None:
+        return ""
     if isinstance(v, float):
         return repr(v) if math.isfinite(v) else str(v)
     return str(v)
 
 
-def read_metrics(path: str | os.PathLike) -> list[dict[str, str]]:
+#: Columns that hold counts; every other column is a float.
+INTEGER_COLUMNS = ("epoch", "step")
+
+
+def read_metrics(path: str | os.PathLike) -> list[dict[str, float | int | None]]:
+    """The rows of ``metrics.csv`` as numbers: ``epoch``/``step`` int, the rest float, an empty cell None.
+
+    Floats are written with ``repr``, so values read back are bit-identical to those logged.
+    """
     with Path(path).open(newline="") as f:
-        return list(csv.DictReader(f))
+        return [{k: _parse(k, v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def _parse(key: str, text: str | None) -> float | int | None:
+    if text is None or text == "":
+        return None
+    if key in INTEGER_COLUMNS:
+        return int(text)
+    return float(text)

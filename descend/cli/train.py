@@ -1,0 +1,193 @@
+"""``descend train``: train one network on one data set and leave a complete run directory.
+
+::
+
+    descend train --dataset fashion-mnist --model mlp --hidden 256,128 --optimizer adam --lr 1e-3 \\
+                  --epochs 10 --batch-size 128 --seed 0 --out runs/fmnist-mlp
+    descend train --resume runs/fmnist-mlp            # continue an interrupted run, bitwise identical
+
+The run directory holds config.json, metrics.csv, checkpoint and summary.json
+(see :mod:`descend.train.experiment`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from descend.cli._common import UsageError, format_table, integer, number
+from descend.train import experiment as ex
+
+# Options that map one to one onto configuration keys (argparse dest -> key).
+_KEYS = (
+    "dataset",
+    "model",
+    "hidden",
+    "optimizer",
+    "lr",
+    "schedule",
+    "weight_decay",
+    "l1",
+    "l2",
+    "dropout",
+    "init",
+    "epochs",
+    "batch_size",
+    "seed",
+    "validation",
+    "early_stopping",
+    "data_dir",
+)
+
+
+def hidden_sizes(text: str) -> list[int]:
+    """``256,128`` -> ``[256, 128]``; an empty string means no hidden layer."""
+    if not text.strip():
+        return []
+    try:
+        sizes = [int(t) for t in text.split(",")]
+    except ValueError:
+        sizes = [0]
+    if any(s <= 0 for s in sizes):
+        raise argparse.ArgumentTypeError(f"must be positive integers separated by commas (e.g. 256,128), got {text!r}")
+    return sizes
+
+
+def key_value(text: str) -> tuple[str, Any]:
+    """``betas=0.9,0.99`` -> ``("betas", [0.9, 0.99])``: values are JSON, bare words are strings."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"must be KEY=VALUE (e.g. momentum=0.9), got {text!r}")
+    return key, _parse_value(raw)
+
+
+def _parse_value(raw: str) -> Any:
+    if "," in raw:
+        return [_parse_value(part) for part in raw.split(",")]
+    for candidate in (raw, raw.lower()):
+        try:
+            return json.loads(candidate)
+        except json.JSONDecodeError:
+            pass
+    return raw
+
+
+def batch_size(text: str) -> int | None:
+    if text.lower() in ("full", "none", "0"):
+        return None
+    return integer(1, None)(text)
+
+
+def overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The configuration keys the user gave on the command line."""
+    given = {k: getattr(args, k) for k in _KEYS if getattr(args, k) is not ex.UNSET}
+    if args.opt:  # lists (betas=0.9,0.99) become the tuples the factories expect
+        given["optimizer_args"] = {k: tuple(v) if isinstance(v, list) else v for k, v in args.opt}
+    if args.schedule_arg:
+        given["schedule_args"] = dict(args.schedule_arg)
+    return given
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from descend.train.callbacks import ProgressBar
+
+    given = overrides(args)
+    if args.resume is not None:
+        extra = sorted(k for k in given if k != "epochs")
+        if extra:
+            flags = ", ".join("--" + k.replace("_", "-") for k in extra)
+            raise UsageError(
+                f"--resume continues the run exactly as configured in {args.resume}/config.json; "
+                f"only --epochs may change, got {flags}"
+            )
+        if args.out is not None and Path(args.out) != Path(args.resume):
+            raise UsageError(f"--resume {args.resume} writes into that directory; --out {args.out} differs")
+        out = Path(args.resume)
+    else:
+        if args.out is None:
+            raise UsageError("--out DIR is required (where config.json, metrics.csv, checkpoint and summary.json go)")
+        out = Path(args.out)
+    callbacks = [] if args.quiet else [ProgressBar(stream=sys.stderr)]
+    summary = ex.run(given, out, resume=args.resume is not None, callbacks=callbacks)
+    print(format_summary(summary, out))
+    return 0
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def format_summary(summary: dict[str, Any], out: Path) -> str:
+    cfg = summary["config"]
+    final, best = summary.get("final", {}), summary.get("best", {})
+    rows = [
+        ("status", summary["status"]),
+        ("epochs / steps", f"{summary['epochs']} / {summary['steps']}"),
+        ("wall time", f"{summary['wall_time']:.1f} s"),
+        ("final train loss / accuracy", f"{_fmt(final.get('loss'))} / {_fmt(final.get('accuracy'))}"),
+    ]
+    if "val_loss" in final:
+        rows.append(("final val loss / accuracy", f"{_fmt(final.get('val_loss'))} / {_fmt(final.get('val_accuracy'))}"))
+    if best:
+        key = next(k for k in best if k != "epoch")
+        rows.append((f"best {key.replace('_', ' ')}", f"{_fmt(best[key])} (epoch {best['epoch']})"))
+    rows.append(("test loss / accuracy", f"{_fmt(summary['test_loss'])} / {_fmt(summary['test_accuracy'])}"))
+    title = (
+        f"{cfg['model']} on {cfg['dataset']} with {cfg['optimizer']} (lr {cfg['lr']:g}, {cfg['schedule']}), "
+        f"{summary['parameters']:,} parameters"
+    )
+    return f"{title}\n{format_table(['summary', ''], rows)}\nrun directory: {out}"
+
+
+def add_config_options(parser: argparse.ArgumentParser) -> None:
+    """The options shared by ``descend train``, ``compare`` and ``lr-find`` (all default to "not given")."""
+    U = ex.UNSET
+    opt = ", ".join(ex.OPTIMIZERS)
+    parser.add_argument(
+        "--dataset", default=U, help=f"{', '.join(ex.BUILTIN_DATASETS)} or a .csv/.npz file (default mnist1d)"
+    )
+    parser.add_argument("--model", default=U, choices=ex.MODELS, help="network preset (default mlp)")
+    parser.add_argument("--hidden", default=U, type=hidden_sizes, help="hidden widths, e.g. 256,128 (default)")
+    parser.add_argument("--optimizer", default=U, choices=tuple(ex.OPTIMIZERS), metavar="NAME", help=opt)
+    parser.add_argument("--lr", default=U, type=number(0, None, closed="neither"), help="learning rate (1e-3)")
+    parser.add_argument(
+        "--opt", action="append", type=key_value, metavar="KEY=VALUE", help="optimizer keyword, e.g. betas=0.9,0.99"
+    )
+    parser.add_argument("--schedule", default=U, choices=ex.SCHEDULES, help="learning-rate schedule (constant)")
+    parser.add_argument(
+        "--schedule-arg", action="append", type=key_value, metavar="KEY=VALUE", help="e.g. step_size=3 gamma=0.5"
+    )
+    parser.add_argument("--weight-decay", default=U, type=number(0, None), help="weight decay (optimizer default)")
+    parser.add_argument("--l1", default=U, type=number(0, None), help="L1 penalty λ₁ on the weights (0)")
+    parser.add_argument("--l2", default=U, type=number(0, None), help="L2 penalty λ₂ on the weights (0)")
+    parser.add_argument("--dropout", default=U, type=number(0, 1, closed="left"), help="dropout probability (0)")
+    parser.add_argument("--init", default=U, help="weight initializer, e.g. kaiming_normal (He for ReLU layers)")
+    parser.add_argument("--epochs", default=U, type=integer(1, None), help="epochs (10)")
+    parser.add_argument("--batch-size", default=U, type=batch_size, help="k, 1 (SGD) or full (default 128)")
+    parser.add_argument("--seed", default=U, type=integer(0, None), help="seed of initialization and batches (0)")
+    parser.add_argument(
+        "--validation", default=U, type=number(0, 1, closed="left"), help="held-out training fraction (0.1)"
+    )
+    parser.add_argument("--early-stopping", default=U, type=integer(1, None), metavar="PATIENCE", help="(off)")
+    parser.add_argument("--data-dir", default=U, help="directory with the IDX files of (fashion-)mnist")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train a network on a data set into a run directory",
+        description="Train a network (mlp, cnn, logistic) on MNIST-1D, Fashion-MNIST, MNIST or your own "
+        "data, writing DIR/config.json, metrics.csv, checkpoint and summary.json.",
+    )
+    add_config_options(parser)
+    parser.add_argument("--out", default=None, metavar="DIR", help="run directory (must not hold a run)")
+    parser.add_argument("--resume", default=None, metavar="DIR", help="continue the interrupted run in DIR")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(run=run_train)
