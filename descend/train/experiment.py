@@ -245,12 +245,17 @@ def _no_args(name: str, args: dict[str, Any]) -> None:
         raise ParameterError(f"config: schedule {name!r} takes no argument(s) {', '.join(sorted(args))}")
 
 
-def build_optimizer(cfg: dict[str, Any], model, steps_per_epoch: int):
-    """The optimizer of the configuration over the model's flat buffer; weight decay spares biases and norms."""
+def build_optimizer(cfg: dict[str, Any], model, steps_per_epoch: int, lr: Any = None):
+    """The optimizer of the configuration over the model's flat buffer; weight decay spares biases and norms.
+
+    ``lr`` (a float or a schedule), when given, replaces the configuration's rate and schedule
+    (``descend lr-find`` passes its exponential sweep).
+    """
     from descend import optim
 
     factory_name, fixed = OPTIMIZERS[cfg["optimizer"]]
-    kwargs = {**fixed, **cfg["optimizer_args"], "lr": build_schedule(cfg, steps_per_epoch)}
+    rate = build_schedule(cfg, steps_per_epoch) if lr is None else lr
+    kwargs = {**fixed, **cfg["optimizer_args"], "lr": rate}
     if cfg["weight_decay"] is not None:
         kwargs["weight_decay"] = cfg["weight_decay"]
     wd = kwargs.get("weight_decay")
