@@ -48,3 +48,8 @@ data:
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+
+# --- bench: descend vs torch ratio table (benchmarks/run.py; BENCH_ARGS=--quick for a short run) ---
+.PHONY: bench
+bench: $(STAMP)
+	$(PY) benchmarks/run.py $(BENCH_ARGS)

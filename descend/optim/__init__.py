@@ -49,7 +49,13 @@ from descend.optim.clipping import ClipByGlobalNormState, clip, clip_by_global_n
 from descend.optim.guard import GuardNotFiniteState, guard_not_finite
 from descend.optim.masking import MaskedState, PartitionState, masked, partition
 
+# === exports: fast path (fused kernels, in-place step; issue 5) ===
+# isort: split
+from descend.optim.fused import step
+
 __all__ = [
+    # === __all__: fast path ===
+    "step",
     # === __all__: adaptive family ===
     "ScaleByAdadeltaState",
     "ScaleByAdagradState",

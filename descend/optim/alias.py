@@ -544,3 +544,17 @@ def momentum(
     links = _maybe_negate(maximize, owner)
     links += [add_decayed_weights(weight_decay), heavy_ball(lr, beta, form)]
     return chain(*links)
+
+
+# === fast path: fused kernels for one contiguous buffer (issue 5; keep this block) ===
+# The chains above stay the definition. accelerate() re-exports each factory so that what it
+# builds also runs a fused numba kernel when params and grads are one contiguous float32/float64
+# ndarray; trees, views, amsgrad and machines without numba use the chain (see descend/optim/fused.py).
+
+from descend.optim import fused as _fused  # noqa: E402
+
+sgd = _fused.accelerate(sgd, _fused.build_sgd)
+adam = _fused.accelerate(adam, _fused.build_adam)
+adamw = _fused.accelerate(adamw, _fused.build_adamw)
+adagrad = _fused.accelerate(adagrad, _fused.build_adagrad)
+rmsprop = _fused.accelerate(rmsprop, _fused.build_rmsprop)

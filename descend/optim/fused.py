@@ -1,0 +1,562 @@
+"""The fast path: one fused kernel per optimizer step for a single contiguous buffer.
+
+The named optimizers in :mod:`descend.optim.alias` are *defined* by their chains
+of small transformations (``scale_by_adam``, ``trace``, ...). That definition is
+what the conformance tests prove equal to ``torch.optim``, and it stays the only
+path for parameter trees, for unusual dtypes and layouts, and when numba is not
+installed. But a chain makes one full pass over memory per elementwise NumPy
+operation (Adam: about fifteen), while a step only needs one: read θ, g and the
+state, write the new state and the update. When the parameters are a single
+C-contiguous float32 or float64 ndarray (the NumPy engine keeps all parameters
+in one flat buffer), :func:`accelerate` makes ``adam``, ``adamw``, ``sgd``,
+``adagrad`` and ``rmsprop`` run a numba kernel (:mod:`descend.optim._kernels`)
+that does exactly the chain's arithmetic in one parallel pass.
+
+Nothing about the transformation changes from the outside:
+
+* ``tx.init`` is the chain's, and the fused ``update`` returns the chain's state
+  structure (the same ``ChainState`` of NamedTuples, with the same counts, ``lr``
+  and ``lr_scale``), so ``get_lr``, ``set_lr_scale``, ``state_to_dict`` and
+  checkpoints work unchanged and a state can move between the two paths at any
+  step (the tests run 500 fused steps, then continue on the reference chain).
+* ``tx.update`` stays pure: it never writes into grads, params or the incoming
+  state. Its outputs come from a small per-optimizer pool of buffers that are
+  reused only when nothing outside the pool references them any more (CPython
+  reference counts), because allocating fresh 40 MB arrays costs more in page
+  faults than the step itself.
+* The fused path is taken only when every array (grads, params, state, a
+  per-element weight decay) is a C-contiguous ndarray of the same float32 or
+  float64 dtype and the same shape, and the optimizer state has the chain's
+  layout; anything else (trees, views, mixed dtypes, ``amsgrad``, a state built
+  by another optimizer) runs the reference chain, which also raises the usual
+  errors.
+
+:func:`step` is the opt-in in-place API: ``state = step(tx, params, grads, state)``
+adds the update to ``params`` in place and reuses the state's arrays, so a step
+moves the minimum number of bytes (Adam float32: 28 per parameter, the same as
+``torch.optim.Adam(fused=True)``).
+
+``ENABLED`` (a module attribute) switches the fast path off for the whole
+process; ``DESCEND_FUSED=0`` in the environment does the same at import.
+``calls`` counts fused steps per optimizer name (the tests use it to check that
+the fast path is really taken).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.util
+import inspect
+import os
+import sys
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from descend.errors import ParameterError
+from descend.optim.adagrad import ScaleByAdagradState, adagrad_learning_rate
+from descend.optim.adam import ScaleByAdamState
+from descend.optim.base import ChainState, EmptyState, GradientTransformation
+from descend.optim.learning_rate import ScaleByLearningRateState, resolve_lr
+from descend.optim.momentum import TraceState
+from descend.optim.rms import ScaleByRmsState
+from descend.optim.tree import Tree, check_same_structure, leaves, tree_map
+
+ENABLED: bool = os.environ.get("DESCEND_FUSED", "1") != "0" and importlib.util.find_spec("numba") is not None
+calls: Counter[str] = Counter()
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_EMPTY = {dt: np.empty(0, dt) for dt in _FLOATS}  # placeholder for an array a kernel does not use
+_kernels_module: Any = None
+
+
+def _kernels() -> Any:
+    """The numba kernels, imported on first use (importing numba takes a few hundred ms)."""
+    global _kernels_module, ENABLED
+    if _kernels_module is None:
+        try:
+            module = importlib.import_module("descend.optim._kernels")
+        except ImportError:  # numba missing or broken: the reference path is always correct
+            ENABLED = False
+            return None
+        _kernels_module = module
+    return _kernels_module
+
+
+# ----------------------------------------------------------------- buffer pool
+
+_MIN_POOLED = 1 << 16  # smaller arrays come from malloc's free lists without page faults
+_POOL_PER_KEY = 8  # Adam's pure path needs 6 at steady state (two generations of u, m, v)
+_POOL_KEYS = 4
+
+
+def _first_free(buffers: list[np.ndarray]) -> np.ndarray | None:
+    for buf in buffers:
+        # The list slot, ``buf`` and getrefcount's argument: nothing else can see this array.
+        if sys.getrefcount(buf) <= _UNREFERENCED:
+            return buf
+    return None
+
+
+def _calibrate() -> int:
+    probe = [np.empty(1)]
+    counts = []
+    for buf in probe:
+        counts.append(sys.getrefcount(buf))
+    return counts[0]
+
+
+_UNREFERENCED = _calibrate()
+
+
+class _Pool:
+    """Output buffers of the pure path, recycled once nothing outside the pool holds them.
+
+    A buffer is handed out again only when its reference count shows that the
+    pool is its only owner: the caller dropped the state or updates it was part
+    of, and no view (a view holds its base), memoryview or container refers to
+    it, so overwriting it cannot be observed. Small arrays are not pooled.
+    """
+
+    def __init__(self) -> None:
+        self._buffers: dict[tuple[tuple[int, ...], str], list[np.ndarray]] = {}
+
+    def take(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        if int(np.prod(shape)) < _MIN_POOLED:
+            return np.empty(shape, dtype)
+        key = (shape, dtype.str)
+        buffers = self._buffers.get(key)
+        if buffers is None:
+            if len(self._buffers) >= _POOL_KEYS:  # forget the oldest shape
+                del self._buffers[next(iter(self._buffers))]
+            buffers = self._buffers[key] = []
+        buf = _first_free(buffers)
+        if buf is None:
+            buf = np.empty(shape, dtype)
+            if len(buffers) < _POOL_PER_KEY:
+                buffers.append(buf)
+        return buf
+
+
+# ------------------------------------------------------------------- dispatch
+
+KernelStep = Callable[[Any, Any, Any, "_Pool | None"], Any]
+
+
+def fast_path(reference: GradientTransformation, kernel_step: KernelStep, name: str) -> GradientTransformation:
+    """``reference`` with an ``update`` that runs ``kernel_step`` when the inputs allow it.
+
+    ``kernel_step(grads, state, params, pool)`` returns ``(updates, new_state)``
+    with outputs from ``pool`` (pure), or, with ``pool=None``, writes θ + u into
+    ``params`` and the new state into the state's own arrays and returns the
+    new state (in place); it returns ``None`` to decline, and the reference
+    chain runs instead.
+    """
+    pool = _Pool()
+
+    def update(updates: Tree, state: Any, params: Tree | None = None):
+        if ENABLED:
+            out = kernel_step(updates, state, params, pool)
+            if out is not None:
+                calls[name] += 1
+                return out
+        return reference.update(updates, state, params)
+
+    def step_inplace(params: Tree, grads: Tree, state: Any) -> Any:
+        if ENABLED:
+            out = kernel_step(grads, state, params, None)
+            if out is not None:
+                calls[name] += 1
+                return out
+        return None
+
+    update.__doc__ = f"{name}'s update: a fused kernel for one contiguous buffer, else the reference chain."
+    update.reference = reference.update  # type: ignore[attr-defined]
+    update.step_inplace = step_inplace  # type: ignore[attr-defined]
+    return GradientTransformation(reference.init, update)
+
+
+def accelerate(factory: Callable[..., GradientTransformation], build: Callable[..., KernelStep | None]):
+    """Wrap a named optimizer's factory so that what it builds also has a fused fast path.
+
+    The factory still validates its arguments and builds the reference chain;
+    ``build(**all_arguments)`` returns the kernel step for those hyperparameters,
+    or ``None`` where there is no kernel (e.g. ``amsgrad``).
+    """
+    signature = inspect.signature(factory)
+
+    @functools.wraps(factory)
+    def wrapper(*args: Any, **kwargs: Any) -> GradientTransformation:
+        tx = factory(*args, **kwargs)
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        kernel_step = build(**bound.arguments)
+        return tx if kernel_step is None else fast_path(tx, kernel_step, factory.__name__)
+
+    return wrapper
+
+
+def step(tx: GradientTransformation, params: Tree, grads: Tree, state: Any) -> Any:
+    """One optimizer step in place: ``params += update``; returns the new state.
+
+    The opt-in, allocation-free form of::
+
+        updates, state = tx.update(grads, state, params)
+        params = apply_updates(params, updates)
+
+    ``params`` (an ndarray or a tree of writeable ndarrays) is modified in place
+    and the returned state may share, and will have overwritten, the arrays of
+    the ``state`` passed in: use only the returned state afterwards (a
+    checkpoint taken with :func:`state_to_dict` is a copy and stays valid).
+    ``grads`` is never modified. With a fused optimizer (``adam``, ``adamw``,
+    ``sgd``, ``adagrad``, ``rmsprop``) and one contiguous buffer the step is a
+    single pass over memory; otherwise it is ``tx.update`` followed by an
+    in-place addition, with the same result.
+    """
+    inplace = getattr(tx.update, "step_inplace", None)
+    if inplace is not None:
+        new_state = inplace(params, grads, state)
+        if new_state is not None:
+            return new_state
+    updates, new_state = tx.update(grads, state, params)
+    check_same_structure(updates, params, "updates", "params", "step")
+    for p in leaves(params):
+        if not isinstance(p, np.ndarray) or not p.flags.writeable:
+            raise ParameterError(f"step: params must be writeable ndarrays to update in place, got {type(p).__name__}")
+    tree_map(_add_inplace, params, updates)
+    return new_state
+
+
+def _add_inplace(p: np.ndarray, u: np.ndarray) -> None:
+    np.add(p, u, out=p, casting="unsafe")  # apply_updates casts p + u back to p's dtype the same way
+
+
+# ------------------------------------------------------------------ eligibility
+
+
+def _dtype_of(grads: Any, params: Any, *arrays: Any) -> np.dtype | None:
+    """The common float dtype when every array is a C-contiguous ndarray of grads' shape, else None."""
+    if type(grads) is not np.ndarray or grads.dtype not in _FLOATS or not grads.flags.c_contiguous:
+        return None
+    dt, shape = grads.dtype, grads.shape
+    for a in (params, *arrays):
+        if type(a) is not np.ndarray or a.dtype != dt or a.shape != shape or not a.flags.c_contiguous:
+            return None
+    return dt
+
+
+def _layout(state: Any, kinds: tuple[type, ...]) -> list[int] | None:
+    """Indices of the states of type ``kinds`` in a ChainState whose other links are stateless."""
+    if not isinstance(state, ChainState):
+        return None
+    found: list[int | None] = [None] * len(kinds)
+    for i, s in enumerate(state):
+        for k, kind in enumerate(kinds):
+            if type(s) is kind and found[k] is None:
+                found[k] = i
+                break
+        else:
+            if type(s) is not EmptyState:
+                return None
+    if any(i is None for i in found):
+        return None
+    return found  # type: ignore[return-value]
+
+
+class _WeightDecay:
+    """A weight decay as the kernels take it: mode 0 (none), 1 (scalar) or 2 (per-element array)."""
+
+    def __init__(self, weight_decay: Any):
+        self.array: np.ndarray | None = None
+        self.scalar = 0.0
+        self._cast: dict[np.dtype, np.ndarray] = {}
+        if isinstance(weight_decay, np.ndarray):
+            if weight_decay.any():  # add_decayed_weights is the identity otherwise
+                self.array = weight_decay
+            self.mode = 2 if self.array is not None else 0
+        else:
+            self.scalar = float(weight_decay)
+            self.mode = 1 if self.scalar != 0.0 else 0
+
+    def flat(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray | None:
+        """The per-element decay as a flat contiguous array of ``dtype`` (None: needs broadcasting)."""
+        if self.mode != 2:
+            return _EMPTY[dtype]
+        assert self.array is not None
+        if self.array.shape != shape:
+            return None
+        cast = self._cast.get(dtype)
+        if cast is None:  # like add_decayed_weights: cast once per dtype, so float32 stays float32
+            cast = self._cast[dtype] = np.ascontiguousarray(self.array, dtype=dtype).reshape(-1)
+        return cast
+
+
+def _outputs(pool: _Pool | None, params: Any, state_arrays: tuple[np.ndarray, ...], shape, dt):
+    """Where the kernel writes: fresh pooled buffers (pure) or the inputs themselves (in place)."""
+    if pool is None:
+        return params.reshape(-1), tuple(a.reshape(-1) for a in state_arrays)
+    return pool.take(shape, dt), tuple(pool.take(shape, dt) for _ in state_arrays)
+
+
+def _flat(a: np.ndarray) -> np.ndarray:
+    return a.reshape(-1)  # a view: every array here is C-contiguous
+
+
+def _lr_state(sl: ScaleByLearningRateState, lr: Any) -> tuple[float, ScaleByLearningRateState]:
+    eta = resolve_lr(lr, sl.count) * sl.lr_scale
+    return eta, ScaleByLearningRateState(sl.count + 1, eta, sl.lr_scale)
+
+
+def _finish(state: ChainState, replaced: dict[int, Any], pool: _Pool | None, out: np.ndarray, shape):
+    new = list(state)
+    for i, s in replaced.items():
+        new[i] = s
+    new_state = ChainState(new)
+    if pool is None:
+        return new_state
+    return out.reshape(shape), new_state
+
+
+# ----------------------------------------------------------- the kernel steps
+
+
+def build_adam(
+    lr: Any = 1e-3,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    weight_decay: Any = 0.0,
+    amsgrad: bool = False,
+    *,
+    maximize: bool = False,
+    decoupled_weight_decay: bool = False,
+    bias_correction: bool = True,
+) -> KernelStep | None:
+    """Kernel step for ``adam`` / ``adamw`` (no kernel for amsgrad: the reference runs)."""
+    if amsgrad:
+        return None
+    b1, b2, eps = float(betas[0]), float(betas[1]), float(eps)
+    wd = _WeightDecay(weight_decay)
+    decoupled = bool(decoupled_weight_decay)
+    kinds = (ScaleByAdamState, ScaleByLearningRateState)
+
+    def kernel_step(grads: Any, state: Any, params: Any, pool: _Pool | None):
+        where = _layout(state, kinds)
+        if where is None:
+            return None
+        ia, il = where
+        sa, sl = state[ia], state[il]
+        if sa.max_exp_avg_sq is not None:
+            return None
+        p = params if (params is not None or pool is None or wd.mode) else grads  # p is not read then
+        dt = _dtype_of(grads, p, sa.exp_avg, sa.exp_avg_sq)
+        if dt is None:
+            return None
+        shape = grads.shape
+        wd_flat = wd.flat(shape, dt)
+        kernels = _kernels()
+        if wd_flat is None or kernels is None:
+            return None
+        t = sa.count + 1
+        step_size, bc2 = 1.0, 1.0
+        if bias_correction:
+            step_size = 1.0 / (1.0 - b1**t)
+            bc2 = (1.0 - b2**t) ** 0.5
+        eta, new_sl = _lr_state(sl, lr)
+        out, (out_m, out_v) = _outputs(pool, p, (sa.exp_avg, sa.exp_avg_sq), shape, dt)
+        f = dt.type
+        args = (
+            _flat(p), _flat(grads), _flat(sa.exp_avg), _flat(sa.exp_avg_sq), wd_flat,
+            _flat(out), _flat(out_m), _flat(out_v),
+            bool(maximize), wd.mode, decoupled, f(wd.scalar), f(1.0 - b1), f(b2), f(1.0 - b2),
+            f(step_size), f(bc2), f(eps), f(-eta),
+        )  # fmt: skip
+        if pool is None:
+            kernels.run(kernels.adam_kernel, grads.size, *args, True)
+        else:
+            kernels.run(kernels.adam_update_kernel, grads.size, *args)
+        new_sa = ScaleByAdamState(t, out_m.reshape(shape), out_v.reshape(shape), None)
+        return _finish(state, {ia: new_sa, il: new_sl}, pool, out, shape)
+
+    return kernel_step
+
+
+def build_adamw(
+    lr: Any = 1e-3,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    weight_decay: Any = 1e-2,
+    amsgrad: bool = False,
+    *,
+    maximize: bool = False,
+) -> KernelStep | None:
+    """Kernel step for ``adamw``: Adam's with decoupled weight decay."""
+    return build_adam(
+        lr, betas, eps, weight_decay, amsgrad, maximize=maximize, decoupled_weight_decay=True, bias_correction=True
+    )
+
+
+def build_sgd(
+    lr: Any = 1e-3,
+    momentum: float = 0.0,
+    dampening: float = 0.0,
+    weight_decay: Any = 0.0,
+    nesterov: bool = False,
+    *,
+    maximize: bool = False,
+) -> KernelStep | None:
+    """Kernel step for ``sgd`` (plain, momentum, dampening, nesterov)."""
+    mu, damp = float(momentum), float(dampening)
+    use_momentum = mu != 0.0
+    wd = _WeightDecay(weight_decay)
+    kinds = (TraceState, ScaleByLearningRateState) if use_momentum else (ScaleByLearningRateState,)
+
+    def kernel_step(grads: Any, state: Any, params: Any, pool: _Pool | None):
+        where = _layout(state, kinds)
+        if where is None:
+            return None
+        p = params if (params is not None or pool is None or wd.mode) else grads
+        st = state[where[0]] if use_momentum else None
+        buffers = (st.momentum_buffer,) if use_momentum else ()
+        dt = _dtype_of(grads, p, *buffers)
+        if dt is None:
+            return None
+        shape = grads.shape
+        wd_flat = wd.flat(shape, dt)
+        kernels = _kernels()
+        if wd_flat is None or kernels is None:
+            return None
+        il = where[-1]
+        eta, new_sl = _lr_state(state[il], lr)
+        out, outs = _outputs(pool, p, buffers, shape, dt)
+        f = dt.type
+        if use_momentum:
+            kernels.run(
+                kernels.sgd_momentum_kernel, grads.size,
+                _flat(p), _flat(grads), _flat(buffers[0]), wd_flat, _flat(out), _flat(outs[0]),
+                bool(maximize), wd.mode, f(wd.scalar), st.count == 0, f(mu), f(1.0 - damp), bool(nesterov),
+                f(-eta), pool is None,
+            )  # fmt: skip
+        else:
+            kernels.run(
+                kernels.sgd_kernel, grads.size,
+                _flat(p), _flat(grads), wd_flat, _flat(out), bool(maximize), wd.mode, f(wd.scalar), f(-eta),
+                pool is None,
+            )  # fmt: skip
+        replaced: dict[int, Any] = {il: new_sl}
+        if use_momentum:
+            replaced[where[0]] = TraceState(st.count + 1, outs[0].reshape(shape))
+        return _finish(state, replaced, pool, out, shape)
+
+    return kernel_step
+
+
+def build_adagrad(
+    lr: Any = 1e-2,
+    lr_decay: float = 0,
+    weight_decay: Any = 0,
+    initial_accumulator_value: float = 0,
+    eps: float = 1e-10,
+    *,
+    maximize: bool = False,
+    eps_inside_sqrt: bool = False,
+) -> KernelStep | None:
+    """Kernel step for ``adagrad`` (``lr_decay`` is the same schedule the chain uses)."""
+    schedule = adagrad_learning_rate(lr, lr_decay)
+    eps = float(eps)
+    wd = _WeightDecay(weight_decay)
+    kinds = (ScaleByAdagradState, ScaleByLearningRateState)
+
+    def kernel_step(grads: Any, state: Any, params: Any, pool: _Pool | None):
+        where = _layout(state, kinds)
+        if where is None:
+            return None
+        ig, il = where
+        sg = state[ig]
+        p = params if (params is not None or pool is None or wd.mode) else grads
+        dt = _dtype_of(grads, p, sg.sum_of_squares)
+        if dt is None:
+            return None
+        shape = grads.shape
+        wd_flat = wd.flat(shape, dt)
+        kernels = _kernels()
+        if wd_flat is None or kernels is None:
+            return None
+        eta, new_sl = _lr_state(state[il], schedule)
+        out, (out_acc,) = _outputs(pool, p, (sg.sum_of_squares,), shape, dt)
+        f = dt.type
+        kernels.run(
+            kernels.adagrad_kernel, grads.size,
+            _flat(p), _flat(grads), _flat(sg.sum_of_squares), wd_flat, _flat(out), _flat(out_acc),
+            bool(maximize), wd.mode, f(wd.scalar), f(eps), bool(eps_inside_sqrt), f(-eta), pool is None,
+        )  # fmt: skip
+        new_sg = ScaleByAdagradState(sg.count + 1, out_acc.reshape(shape))
+        return _finish(state, {ig: new_sg, il: new_sl}, pool, out, shape)
+
+    return kernel_step
+
+
+def build_rmsprop(
+    lr: Any = 1e-2,
+    alpha: float = 0.99,
+    eps: float = 1e-8,
+    weight_decay: Any = 0,
+    momentum: float = 0,
+    centered: bool = False,
+    *,
+    maximize: bool = False,
+    eps_inside_sqrt: bool = False,
+) -> KernelStep | None:
+    """Kernel step for ``rmsprop`` (centered, momentum, ε inside the root)."""
+    a, eps, mu = float(alpha), float(eps), float(momentum)
+    w = 1.0 - a  # torch's lerp weight for E[g], and its branch
+    use_momentum = mu > 0.0
+    wd = _WeightDecay(weight_decay)
+    kinds = (ScaleByRmsState, ScaleByLearningRateState)
+
+    def kernel_step(grads: Any, state: Any, params: Any, pool: _Pool | None):
+        where = _layout(state, kinds)
+        if where is None:
+            return None
+        ir, il = where
+        sr = state[ir]
+        if (sr.grad_avg is not None) != centered or (sr.momentum_buffer is not None) != use_momentum:
+            return None
+        p = params if (params is not None or pool is None or wd.mode) else grads
+        arrays = tuple(x for x in (sr.square_avg, sr.grad_avg, sr.momentum_buffer) if x is not None)
+        dt = _dtype_of(grads, p, *arrays)
+        if dt is None:
+            return None
+        shape = grads.shape
+        wd_flat = wd.flat(shape, dt)
+        kernels = _kernels()
+        if wd_flat is None or kernels is None:
+            return None
+        eta, new_sl = _lr_state(state[il], lr)
+        out, outs = _outputs(pool, p, arrays, shape, dt)
+        ins = [_flat(x) for x in arrays]
+        outs_flat = [_flat(x) for x in outs]
+        empty = _EMPTY[dt]
+        sq, sq_out = ins[0], outs_flat[0]
+        ga, ga_out = (ins[1], outs_flat[1]) if centered else (empty, empty)
+        buf, buf_out = (ins[-1], outs_flat[-1]) if use_momentum else (empty, empty)
+        f = dt.type
+        kernels.run(
+            kernels.rmsprop_kernel, grads.size,
+            _flat(p), _flat(grads), sq, ga, buf, wd_flat, _flat(out), sq_out, ga_out, buf_out,
+            bool(maximize), wd.mode, f(wd.scalar), f(a), f(1.0 - a), bool(centered), f(w), f(1.0 - w), abs(w) < 0.5,
+            f(eps), bool(eps_inside_sqrt), use_momentum, f(mu), f(-eta), pool is None,
+        )  # fmt: skip
+        it = iter(outs)
+        new_sq = next(it).reshape(shape)
+        new_ga = next(it).reshape(shape) if centered else None
+        new_buf = next(it).reshape(shape) if use_momentum else None
+        new_sr = ScaleByRmsState(sr.count + 1, new_sq, new_ga, new_buf)
+        return _finish(state, {ir: new_sr, il: new_sl}, pool, out, shape)
+
+    return kernel_step
+
+
+__all__ = ["ENABLED", "accelerate", "calls", "fast_path", "step"]
