@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.descend-installed
 
-.PHONY: demo test lint format clean data
+.PHONY: demo test lint format clean data browser
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml | $(PY)
 demo: $(STAMP) data
 	$(VENV)/bin/descend demo
 
-test: $(STAMP) data
+test: $(STAMP) data browser
 	$(PY) -m ruff check descend tests
 	$(PY) -m pytest -n 2 --dist loadgroup
 
@@ -45,6 +45,19 @@ data:
 	$$APT install -y --no-install-recommends dataset-fashion-mnist >/dev/null 2>&1 \
 	  || { $$APT update >/dev/null 2>&1 && $$APT install -y --no-install-recommends dataset-fashion-mnist >/dev/null 2>&1; } \
 	  || echo "make data: could not install dataset-fashion-mnist; continuing without it"
+
+# Headless Chromium for the report's browser test (tests/lab/test_report.py), the same way: apt-get when it can,
+# otherwise that test skips and says why.
+browser:
+	@if command -v chromium >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then exit 0; fi; \
+	SUDO=; if [ "$$(id -u)" != 0 ]; then \
+	  if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then SUDO="sudo -n"; \
+	  else echo "make browser: not root and no passwordless sudo; the Chromium test will skip"; exit 0; fi; fi; \
+	echo "make browser: apt-get install chromium"; \
+	APT="$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get -qq"; \
+	$$APT install -y --no-install-recommends chromium >/dev/null 2>&1 \
+	  || { $$APT update >/dev/null 2>&1 && $$APT install -y --no-install-recommends chromium >/dev/null 2>&1; } \
+	  || echo "make browser: could not install chromium; the Chromium test will skip"
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -89,6 +89,11 @@ def main() -> None:
               f"[{time.perf_counter() - t0:.0f} s]", flush=True)  # fmt: skip
     out = Path("benchmarks/results")
     out.mkdir(parents=True, exist_ok=True)
+    # Merge with the recipes measured earlier (a run of --only A keeps B's row), in RECIPES order.
+    previous = json.loads((out / "quality.json").read_text()) if (out / "quality.json").exists() else []
+    by_name = {r["name"]: r for r in previous if r.get("name") in RECIPES}
+    by_name.update({r["name"]: r for r in results})
+    results = [by_name[n] for n in RECIPES if n in by_name]
     (out / "quality.json").write_text(json.dumps(results, indent=2) + "\n")
     lines = [
         "| task | bar | test accuracy (median; per seed) | reference | mean wall time | command |",

@@ -1,13 +1,18 @@
-"""``descend demo``: seed 001's two worked examples, then every optimizer on two test functions.
+"""``descend demo``: seed 001's two worked examples, every optimizer on two test functions, then ``descend compare``.
 
 What ``make demo`` runs. All numbers come from :mod:`descend.lab`; this module
-only prints them.
+only prints them. The last part is the default comparison (the seed documents'
+optimizers plus AdamW on MNIST-1D, :mod:`descend.lab.compare`): it ends with the
+ranked table and the path of ``report.html``. Its directory is reused, so a second
+``descend demo`` only rewrites the report.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import sys
+from pathlib import Path
 
 from descend.cli._common import format_table
 from descend.cli.example import format_lr_table, format_walk
@@ -57,14 +62,51 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         print()
         print(f"not in descend.optim yet, left out: {', '.join(missing)}")
+    if not args.no_compare:
+        run_compare_part(args, number + 1)
     return 0
 
 
+def default_plan() -> dict:
+    """The comparison ``descend demo`` runs: ``descend compare`` with no options."""
+    from descend.lab import compare
+
+    return compare.make_plan()
+
+
+def run_compare_part(args: argparse.Namespace, number: int) -> None:
+    from descend.cli.compare import format_ranking
+    from descend.lab import compare, report
+
+    plan = default_plan()
+    out = Path(args.out)
+    print()
+    print(
+        f"{number}. descend compare: {', '.join(plan['optimizers'])} on MNIST-1D (MLP {plan['base']['hidden']}), "
+        f"each at its best lr of a small grid, {len(plan['seeds'])} seeds, {plan['base']['epochs']} epochs"
+    )
+    print(f"   {compare.expected_runs(plan)} training runs into {out}/runs (progress on stderr)", flush=True)
+    comparison = compare.run_comparison(plan, out, workers=args.workers, progress=compare.Progress(sys.stderr))
+    print(format_ranking(comparison))
+    path = report.write_report(comparison)
+    print()
+    print(f"report: {path.resolve()}")
+    print(f"open it in a browser, e.g. xdg-open {path.resolve()}")
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from descend.cli._common import integer
+
     parser = subparsers.add_parser(
         "demo",
-        help="seed 001's examples and every optimizer on a quadratic and Rosenbrock",
-        description="Seed 001's worked examples, then a table of every optimizer minimizing an ill-conditioned "
-        "quadratic and the Rosenbrock function (what 'make demo' runs; a few seconds).",
+        help="seed 001's examples, every optimizer on two test functions, and the default optimizer comparison",
+        description="Seed 001's worked examples, a table of every optimizer minimizing an ill-conditioned "
+        "quadratic and the Rosenbrock function, then 'descend compare' with its defaults (the seed documents' "
+        "optimizers on MNIST-1D) ending with the path of its HTML report. What 'make demo' runs.",
     )
+    parser.add_argument(
+        "--out", default="compare-mnist1d-mlp", metavar="DIR", help="comparison directory (compare-mnist1d-mlp)"
+    )
+    parser.add_argument("--workers", type=integer(1, 256), default=None, help="worker processes (the cores)")
+    parser.add_argument("--no-compare", action="store_true", help="only the examples and the two tables")
     parser.set_defaults(run=run)
