@@ -323,7 +323,7 @@ class Trainer:
             "diverged": self.diverged,
             "loader": self.loader.state() if self.loader is not None else None,
             "model_rngs": _model_rng_states(self.model),
-            "callbacks": [cb.state_dict() for cb in self.callbacks],
+            "callbacks": {key: cb.state_dict() for key, cb in _keyed(self.callbacks).items()},
             "history": self.history.rows,
         }
         return save_checkpoint(path, arrays, meta)
@@ -347,11 +347,24 @@ class Trainer:
         if self.loader is not None and meta.get("loader") is not None:
             self.loader.set_state(meta["loader"])
         _set_model_rng_states(self.model, meta.get("model_rngs", []))
-        saved_cbs = meta.get("callbacks", [])
-        if len(saved_cbs) == len(self.callbacks):
-            for cb, st in zip(self.callbacks, saved_cbs, strict=True):
-                cb.load_state_dict(st)
+        # By class and rank within the class: adding a stateless callback (a progress display) on resume
+        # does not shift the others' state.
+        saved_cbs = meta.get("callbacks", {})
+        for key, cb in _keyed(self.callbacks).items():
+            if key in saved_cbs:
+                cb.load_state_dict(saved_cbs[key])
         self.history = History(meta.get("history", []))
+
+
+def _keyed(callbacks: Sequence[Callback]) -> dict[str, Callback]:
+    """``{"EarlyStopping#0": cb, ...}``: each callback named by its class and its rank among that class."""
+    seen: dict[str, int] = {}
+    keyed = {}
+    for cb in callbacks:
+        name = type(cb).__name__
+        keyed[f"{name}#{seen.get(name, 0)}"] = cb
+        seen[name] = seen.get(name, 0) + 1
+    return keyed
 
 
 def _columns(layers: list[str], validation: bool) -> list[str]:

@@ -194,6 +194,27 @@ def test_reduce_lr_on_plateau_scales_the_learning_rate() -> None:
     np.testing.assert_allclose(hist["lr"], [0.1, 0.1, 0.05, 0.025])
 
 
+def test_resume_restores_callback_state_even_with_an_extra_callback(tmp_path) -> None:
+    import io
+
+    from descend.train import ProgressBar
+
+    x, y = _data()
+
+    def plateau():
+        return ReduceLROnPlateau("loss", factor=0.5, patience=0, threshold=10.0)
+
+    full = Trainer(_model(), "cross_entropy", dc.optim.sgd(lr=0.1), callbacks=[plateau()], run_dir=tmp_path / "a")
+    full.fit((x, y), epochs=4, batch_size=64)
+    part = Trainer(_model(), "cross_entropy", dc.optim.sgd(lr=0.1), callbacks=[plateau()], run_dir=tmp_path / "b")
+    part.fit((x, y), epochs=2, batch_size=64)
+    extra = [ProgressBar(stream=io.StringIO()), plateau()]  # a display added on resume shifts no state
+    again = Trainer(_model(), "cross_entropy", dc.optim.sgd(lr=0.1), callbacks=extra, run_dir=tmp_path / "b")
+    hist = again.fit((x, y), epochs=4, batch_size=64, resume=True)
+    np.testing.assert_allclose(hist["lr"], [0.1, 0.1, 0.05, 0.025])
+    np.testing.assert_array_equal(again.model.params, full.model.params)
+
+
 def test_terminate_on_nan_stops_a_diverging_run() -> None:
     x, y = _data()
     t = Trainer(_model(), "cross_entropy", dc.optim.sgd(lr=1e6), callbacks=[TerminateOnNaN()])
