@@ -7,7 +7,7 @@ one flat buffer and as 100 separate arrays, it times
   (the fused kernel for one buffer; the reference chain plus an in-place add
   for 100 arrays), which does what ``torch.optim.Optimizer.step()`` does;
 * ``pure``: ``tx.update`` then ``np.add(params, updates, out=params)``, what
-  the trainer does today (an extra 12 bytes per parameter for the add);
+  the trainer does on telemetry steps (an extra 12 bytes per parameter for the add);
 * ``torch``: ``opt.step()`` with ``fused=True`` where torch has a fused CPU
   kernel (Adam, AdamW, SGD, Adagrad), else ``foreach=True`` (RMSprop).
 

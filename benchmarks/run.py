@@ -37,6 +37,8 @@ COLUMNS = [  # (key, header, format); a column is shown when some row has the ke
     ("descend_ms", "descend ms", "{:.2f}"),
     ("pure_ms", "pure update ms", "{:.2f}"),
     ("torch_ms", "torch ms", "{:.2f}"),
+    ("descend_s", "descend s", "{:.2f}"),
+    ("torch_s", "torch s", "{:.2f}"),
     ("ratio", "ratio", "{:.2f}"),
     ("pure_ratio", "pure ratio", "{:.2f}"),
     ("bound_ms", "bound ms", "{:.2f}"),

@@ -2,8 +2,9 @@
 
 Each kernel does one whole optimizer step for one contiguous 1-D buffer in a
 single pass over memory: it reads θ, g and the state, and writes the new state
-and either the update u (``write_params=False``: the pure ``tx.update`` path) or
-θ + u (``write_params=True``: the in-place :func:`descend.optim.step` path).
+and either θ + u into θ itself (the in-place :func:`descend.optim.step` path:
+``sgd_kernel``, ``adam_kernel``, ...) or the update u into separate outputs (the
+pure ``tx.update`` path: ``*_update_kernel``).
 
 The arithmetic is the reference chain's, operation for operation and in the same
 order (see ``scale_by_adam``, ``trace``, ``scale_by_adagrad``, ``scale_by_rms``,
@@ -26,7 +27,18 @@ Why these options:
   user cache) so only the first run on a machine pays the compile time.
 * Scalars and flags are runtime arguments and every array is 1-D C-contiguous,
   so each kernel compiles exactly twice (float32, float64). Flags select a
-  per-chunk branch or a loop-invariant branch that LLVM unswitches.
+  loop-invariant branch that LLVM unswitches; what a flag must never do is
+  choose whether an array is loaded or stored, or whether θ or u is written:
+  that loop stays scalar, hence one kernel per output mode.
+* The vectorized loop runs behind LLVM's runtime check that no array written
+  overlaps the n elements after any array read. An unused array argument must
+  therefore be one of the real inputs (``fused`` passes the gradient), never an
+  empty placeholder that may lie anywhere in the heap (that sent every
+  sgd-momentum, adagrad and rmsprop step down the scalar loop: 8-20x slower,
+  depending on where malloc had put the placeholder). The in-place SGD,
+  AdaGrad and RMSprop kernels take θ and each state array once, to read and
+  write; ``adam_kernel`` still takes its outputs as separate (aliased)
+  arguments and measures at the memory bound all the same.
 """
 
 from __future__ import annotations
@@ -99,9 +111,18 @@ def adam_update_kernel(
         out[i] = factor * d
 
 
+# The in-place kernels below write θ and the state into the arrays they read (one
+# argument each), the ``*_update_kernel`` variants write u and the state into
+# separate outputs. One kernel with a ``write_params`` flag, or with the output
+# arrays passed in aliased to the inputs, was not vectorized by LLVM (the store
+# under a flag, and the runtime overlap checks between aliased arguments, leave
+# the loop scalar): 2-8x slower. The arithmetic of the two variants of each
+# optimizer is the same, line for line.
+
+
 @njit(**_JIT)
-def sgd_kernel(p, g, wd, out, maximize, wd_mode, wd_s, factor, write_params):
-    """Plain SGD as ``sgd``'s chain: g ← −g (maximize); g ← g + λθ; u ← factor·g.
+def sgd_kernel(p, g, wd, maximize, wd_mode, wd_s, factor):
+    """Plain SGD in place, as ``sgd``'s chain: g ← −g (maximize); g ← g + λθ; θ ← θ + factor·g.
 
     Momentum has its own kernel: a buffer loaded and stored only under a flag
     stops LLVM from vectorizing the loop (25x slower here).
@@ -115,19 +136,27 @@ def sgd_kernel(p, g, wd, out, maximize, wd_mode, wd_s, factor, write_params):
             gi = gi + wd_s * pi
         elif wd_mode == 2:
             gi = gi + wd[i] * pi
-        u = factor * gi
-        if write_params:
-            out[i] = pi + u
-        else:
-            out[i] = u
+        p[i] = pi + factor * gi
 
 
 @njit(**_JIT)
-def sgd_momentum_kernel(
-    p, g, buf, wd, out, out_buf, maximize, wd_mode, wd_s, first, mu, one_m_damp, nesterov, factor, write_params
-):
-    """SGD with momentum as ``sgd``'s chain: g ← −g; g ← g + λθ; b ← g (first step) or μb + (1−τ)g;
-    d ← g + μb (nesterov) or b; u ← factor·d. The buffer is always read and written (see ``sgd_kernel``)."""
+def sgd_update_kernel(p, g, wd, out, maximize, wd_mode, wd_s, factor):
+    """``sgd_kernel`` for the pure path: u ← factor·g into ``out``."""
+    for i in prange(g.size):
+        gi = g[i]
+        if maximize:
+            gi = -gi
+        if wd_mode == 1:
+            gi = gi + wd_s * p[i]
+        elif wd_mode == 2:
+            gi = gi + wd[i] * p[i]
+        out[i] = factor * gi
+
+
+@njit(**_JIT)
+def sgd_momentum_kernel(p, g, buf, wd, maximize, wd_mode, wd_s, first, mu, one_m_damp, nesterov, factor):
+    """SGD with momentum in place, as ``sgd``'s chain: g ← −g; g ← g + λθ; b ← g (first step) or μb + (1−τ)g;
+    d ← g + μb (nesterov) or b; θ ← θ + factor·d. The buffer is always read and written."""
     for i in prange(g.size):
         gi = g[i]
         pi = p[i]
@@ -139,18 +168,34 @@ def sgd_momentum_kernel(
             gi = gi + wd[i] * pi
         bi = buf[i]
         b = gi if first else mu * bi + one_m_damp * gi
-        out_buf[i] = b
+        buf[i] = b
         d = gi + mu * b if nesterov else b
-        u = factor * d
-        if write_params:
-            out[i] = pi + u
-        else:
-            out[i] = u
+        p[i] = pi + factor * d
 
 
 @njit(**_JIT)
-def adagrad_kernel(p, g, acc, wd, out, out_acc, maximize, wd_mode, wd_s, eps, eps_inside_sqrt, factor, write_params):
-    """AdaGrad: g ← −g; g ← g + λθ; G ← G + g·g; d ← g / (√G + ε) or g / √(G + ε); u ← factor·d."""
+def sgd_momentum_update_kernel(
+    p, g, buf, wd, out, out_buf, maximize, wd_mode, wd_s, first, mu, one_m_damp, nesterov, factor
+):
+    """``sgd_momentum_kernel`` for the pure path: u into ``out``, the new buffer into ``out_buf``."""
+    for i in prange(g.size):
+        gi = g[i]
+        if maximize:
+            gi = -gi
+        if wd_mode == 1:
+            gi = gi + wd_s * p[i]
+        elif wd_mode == 2:
+            gi = gi + wd[i] * p[i]
+        bi = buf[i]
+        b = gi if first else mu * bi + one_m_damp * gi
+        out_buf[i] = b
+        d = gi + mu * b if nesterov else b
+        out[i] = factor * d
+
+
+@njit(**_JIT)
+def adagrad_kernel(p, g, acc, wd, maximize, wd_mode, wd_s, eps, eps_inside_sqrt, factor):
+    """AdaGrad in place: g ← −g; g ← g + λθ; G ← G + g·g; d ← g / (√G + ε) or g / √(G + ε); θ ← θ + factor·d."""
     for i in prange(g.size):
         gi = g[i]
         pi = p[i]
@@ -165,21 +210,83 @@ def adagrad_kernel(p, g, acc, wd, out, out_acc, maximize, wd_mode, wd_s, eps, ep
             d = gi / math.sqrt(s + eps)
         else:
             d = gi / (math.sqrt(s) + eps)
-        u = factor * d
-        out_acc[i] = s
-        if write_params:
-            out[i] = pi + u
-        else:
-            out[i] = u
+        acc[i] = s
+        p[i] = pi + factor * d
 
 
 @njit(**_JIT)
-def rmsprop_kernel(
+def adagrad_update_kernel(p, g, acc, wd, out, out_acc, maximize, wd_mode, wd_s, eps, eps_inside_sqrt, factor):
+    """``adagrad_kernel`` for the pure path: u into ``out``, G into ``out_acc``."""
+    for i in prange(g.size):
+        gi = g[i]
+        if maximize:
+            gi = -gi
+        if wd_mode == 1:
+            gi = gi + wd_s * p[i]
+        elif wd_mode == 2:
+            gi = gi + wd[i] * p[i]
+        s = acc[i] + gi * gi
+        if eps_inside_sqrt:
+            d = gi / math.sqrt(s + eps)
+        else:
+            d = gi / (math.sqrt(s) + eps)
+        out_acc[i] = s
+        out[i] = factor * d
+
+
+@njit(**_JIT)
+def rmsprop_kernel(p, g, sq, wd, maximize, wd_mode, wd_s, a, one_m_a, eps, eps_inside_sqrt, factor):
+    """Plain RMSprop (not centered, no momentum) in place, as ``scale_by_rms``:
+    E[g²] ← a·E[g²] + ((1−a)·g)·g; d ← g / (√E[g²] + ε) or g / √(E[g²] + ε); θ ← θ + factor·d."""
+    for i in prange(g.size):
+        gi = g[i]
+        pi = p[i]
+        if maximize:
+            gi = -gi
+        if wd_mode == 1:
+            gi = gi + wd_s * pi
+        elif wd_mode == 2:
+            gi = gi + wd[i] * pi
+        s = a * sq[i] + (one_m_a * gi) * gi
+        sq[i] = s
+        if eps_inside_sqrt:
+            d = gi / math.sqrt(s + eps)
+        else:
+            d = gi / (math.sqrt(s) + eps)
+        p[i] = pi + factor * d
+
+
+@njit(**_JIT)
+def rmsprop_update_kernel(p, g, sq, wd, out, out_sq, maximize, wd_mode, wd_s, a, one_m_a, eps, eps_inside_sqrt, factor):
+    """``rmsprop_kernel`` for the pure path: u into ``out``, E[g²] into ``out_sq``."""
+    for i in prange(g.size):
+        gi = g[i]
+        if maximize:
+            gi = -gi
+        if wd_mode == 1:
+            gi = gi + wd_s * p[i]
+        elif wd_mode == 2:
+            gi = gi + wd[i] * p[i]
+        s = a * sq[i] + (one_m_a * gi) * gi
+        out_sq[i] = s
+        if eps_inside_sqrt:
+            d = gi / math.sqrt(s + eps)
+        else:
+            d = gi / (math.sqrt(s) + eps)
+        out[i] = factor * d
+
+
+@njit(**_JIT)
+def rmsprop_full_kernel(
     p, g, sq, ga, buf, wd, out, out_sq, out_ga, out_buf, maximize, wd_mode, wd_s, a, one_m_a, centered, w, one_m_w,
     w_small, eps, eps_inside_sqrt, momentum, mu, factor, write_params,
 ):  # fmt: skip
-    """RMSprop as ``scale_by_rms``: E[g²] ← a·E[g²] + ((1−a)·g)·g; E[g] ← lerp(E[g], g, w) (torch's branch);
-    v ← E[g²] − E[g]² (centered); d ← g / (√v + ε) or g / √(v + ε); b ← μb + d (momentum); u ← factor·d."""
+    """RMSprop with the centered and momentum options, both paths (``write_params``), as ``scale_by_rms``:
+    E[g²] ← a·E[g²] + ((1−a)·g)·g; E[g] ← lerp(E[g], g, w) (torch's branch); v ← E[g²] − E[g]² (centered);
+    d ← g / (√v + ε) or g / √(v + ε); b ← μb + d (momentum); u ← factor·d.
+
+    The less common variants keep one flag-driven kernel: correct, but not vectorized.
+    """
     for i in prange(g.size):
         gi = g[i]
         pi = p[i]
@@ -229,6 +336,9 @@ def run(kernel, n, *args):
         kernel(*args)
         return
     previous = get_num_threads()
+    if previous == 1:
+        kernel(*args)
+        return
     set_num_threads(1)
     try:
         kernel(*args)

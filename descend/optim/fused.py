@@ -281,10 +281,18 @@ class _WeightDecay:
             self.scalar = float(weight_decay)
             self.mode = 1 if self.scalar != 0.0 else 0
 
-    def flat(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray | None:
-        """The per-element decay as a flat contiguous array of ``dtype`` (None: needs broadcasting)."""
+    def flat(self, shape: tuple[int, ...], dtype: np.dtype, unused: np.ndarray) -> np.ndarray | None:
+        """The per-element decay as a flat contiguous array of ``dtype`` (None: needs broadcasting).
+
+        Without one the kernel never reads the array, and ``unused`` (the flat
+        gradient, which the kernel only reads) stands in for it. Not an empty
+        placeholder: LLVM's vectorized loop is guarded by a runtime check that no
+        written array overlaps ``[a, a + n)`` of any array read, and an empty
+        array that happens to lie within n elements of θ or the state sends
+        every step down the scalar loop (8-20x slower, depending on the heap).
+        """
         if self.mode != 2:
-            return _EMPTY[dtype]
+            return unused
         assert self.array is not None
         if self.array.shape != shape:
             return None
@@ -355,7 +363,7 @@ def build_adam(
         if dt is None:
             return None
         shape = grads.shape
-        wd_flat = wd.flat(shape, dt)
+        wd_flat = wd.flat(shape, dt, _flat(grads))
         kernels = _kernels()
         if wd_flat is None or kernels is None:
             return None
@@ -424,7 +432,7 @@ def build_sgd(
         if dt is None:
             return None
         shape = grads.shape
-        wd_flat = wd.flat(shape, dt)
+        wd_flat = wd.flat(shape, dt, _flat(grads))
         kernels = _kernels()
         if wd_flat is None or kernels is None:
             return None
@@ -432,19 +440,25 @@ def build_sgd(
         eta, new_sl = _lr_state(state[il], lr)
         out, outs = _outputs(pool, p, buffers, shape, dt)
         f = dt.type
+        common = (bool(maximize), wd.mode, f(wd.scalar))
         if use_momentum:
-            kernels.run(
-                kernels.sgd_momentum_kernel, grads.size,
-                _flat(p), _flat(grads), _flat(buffers[0]), wd_flat, _flat(out), _flat(outs[0]),
-                bool(maximize), wd.mode, f(wd.scalar), st.count == 0, f(mu), f(1.0 - damp), bool(nesterov),
-                f(-eta), pool is None,
-            )  # fmt: skip
+            moments = (st.count == 0, f(mu), f(1.0 - damp), bool(nesterov), f(-eta))
+            if pool is None:
+                kernels.run(
+                    kernels.sgd_momentum_kernel, grads.size,
+                    _flat(p), _flat(grads), _flat(buffers[0]), wd_flat, *common, *moments,
+                )  # fmt: skip
+            else:
+                kernels.run(
+                    kernels.sgd_momentum_update_kernel, grads.size,
+                    _flat(p), _flat(grads), _flat(buffers[0]), wd_flat, _flat(out), _flat(outs[0]), *common, *moments,
+                )  # fmt: skip
+        elif pool is None:
+            kernels.run(kernels.sgd_kernel, grads.size, _flat(p), _flat(grads), wd_flat, *common, f(-eta))
         else:
             kernels.run(
-                kernels.sgd_kernel, grads.size,
-                _flat(p), _flat(grads), wd_flat, _flat(out), bool(maximize), wd.mode, f(wd.scalar), f(-eta),
-                pool is None,
-            )  # fmt: skip
+                kernels.sgd_update_kernel, grads.size, _flat(p), _flat(grads), wd_flat, _flat(out), *common, f(-eta)
+            )
         replaced: dict[int, Any] = {il: new_sl}
         if use_momentum:
             replaced[where[0]] = TraceState(st.count + 1, outs[0].reshape(shape))
@@ -480,18 +494,23 @@ def build_adagrad(
         if dt is None:
             return None
         shape = grads.shape
-        wd_flat = wd.flat(shape, dt)
+        wd_flat = wd.flat(shape, dt, _flat(grads))
         kernels = _kernels()
         if wd_flat is None or kernels is None:
             return None
         eta, new_sl = _lr_state(state[il], schedule)
         out, (out_acc,) = _outputs(pool, p, (sg.sum_of_squares,), shape, dt)
         f = dt.type
-        kernels.run(
-            kernels.adagrad_kernel, grads.size,
-            _flat(p), _flat(grads), _flat(sg.sum_of_squares), wd_flat, _flat(out), _flat(out_acc),
-            bool(maximize), wd.mode, f(wd.scalar), f(eps), bool(eps_inside_sqrt), f(-eta), pool is None,
-        )  # fmt: skip
+        flags = (bool(maximize), wd.mode, f(wd.scalar), f(eps), bool(eps_inside_sqrt), f(-eta))
+        if pool is None:
+            kernels.run(
+                kernels.adagrad_kernel, grads.size, _flat(p), _flat(grads), _flat(sg.sum_of_squares), wd_flat, *flags
+            )
+        else:
+            kernels.run(
+                kernels.adagrad_update_kernel, grads.size,
+                _flat(p), _flat(grads), _flat(sg.sum_of_squares), wd_flat, _flat(out), _flat(out_acc), *flags,
+            )  # fmt: skip
         new_sg = ScaleByAdagradState(sg.count + 1, out_acc.reshape(shape))
         return _finish(state, {ig: new_sg, il: new_sl}, pool, out, shape)
 
@@ -530,7 +549,7 @@ def build_rmsprop(
         if dt is None:
             return None
         shape = grads.shape
-        wd_flat = wd.flat(shape, dt)
+        wd_flat = wd.flat(shape, dt, _flat(grads))
         kernels = _kernels()
         if wd_flat is None or kernels is None:
             return None
@@ -543,8 +562,24 @@ def build_rmsprop(
         ga, ga_out = (ins[1], outs_flat[1]) if centered else (empty, empty)
         buf, buf_out = (ins[-1], outs_flat[-1]) if use_momentum else (empty, empty)
         f = dt.type
+        if not centered and not use_momentum:
+            flags = (bool(maximize), wd.mode, f(wd.scalar), f(a), f(1.0 - a), f(eps), bool(eps_inside_sqrt), f(-eta))
+            if pool is None:
+                kernels.run(kernels.rmsprop_kernel, grads.size, _flat(p), _flat(grads), sq, wd_flat, *flags)
+            else:
+                kernels.run(
+                    kernels.rmsprop_update_kernel, grads.size,
+                    _flat(p), _flat(grads), sq, wd_flat, _flat(out), sq_out, *flags,
+                )  # fmt: skip
+            return _finish(
+                state,
+                {ir: ScaleByRmsState(sr.count + 1, outs[0].reshape(shape), None, None), il: new_sl},
+                pool,
+                out,
+                shape,
+            )
         kernels.run(
-            kernels.rmsprop_kernel, grads.size,
+            kernels.rmsprop_full_kernel, grads.size,
             _flat(p), _flat(grads), sq, ga, buf, wd_flat, _flat(out), sq_out, ga_out, buf_out,
             bool(maximize), wd.mode, f(wd.scalar), f(a), f(1.0 - a), bool(centered), f(w), f(1.0 - w), abs(w) < 0.5,
             f(eps), bool(eps_inside_sqrt), use_momentum, f(mu), f(-eta), pool is None,

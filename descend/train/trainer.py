@@ -24,6 +24,7 @@ from descend._validation import BOOL, Interval, check
 from descend.errors import DescendError, ParameterError
 from descend.optim import get_lr, state_from_dict, state_to_dict
 from descend.optim.base import GradientTransformation
+from descend.optim.fused import step as optim_step
 from descend.train.callbacks import Callback
 from descend.train.checkpoint import CheckpointError, load_checkpoint, rng_from_json, rng_state_to_json, save_checkpoint
 from descend.train.metrics import MetricsWriter
@@ -244,18 +245,24 @@ class Trainer:
             loss = float(loss_fn.forward(logits, yb))
             model.backward(loss_fn.backward(), input_grad=False)
             penalty = self._penalty()
-            updates, self.opt_state = tx.update(grads, self.opt_state, params)
+            gnorm_sum += global_norm(grads)
+            gnorm_n += 1
             last = b == self.batches_per_epoch - 1
             if self.step % self.telemetry_every == 0 or last:
+                # A telemetry step needs the update itself (update-to-weight ratios): the pure update, then
+                # the same float addition the in-place step does, so parameters are bitwise the same either way.
+                updates, self.opt_state = tx.update(grads, self.opt_state, params)
                 gn = segment_norms(grads, self._slices)
                 wn = segment_norms(params, self._slices)
                 un = segment_norms(updates, self._slices)
                 layer_g += gn
                 layer_r += np.divide(un, wn, out=np.zeros_like(un), where=wn > 0)
                 tel_n += 1
-            gnorm_sum += global_norm(grads)
-            gnorm_n += 1
-            np.add(params, updates, out=params)
+                np.add(params, updates, out=params)
+                del updates  # lets the fused path's buffer pool recycle it
+            else:
+                # Every other step: one in-place pass (a fused kernel when the optimizer has one).
+                self.opt_state = optim_step(tx, params, grads, self.opt_state)
             self.step += 1
             n = len(yb)
             seen += n
