@@ -8,13 +8,33 @@ The docstring of each states the update rule in the seed documents' symbols.
 
 from __future__ import annotations
 
-from descend._validation import BOOL, LEARNING_RATE, NONNEGATIVE, UNIT_CLOSED, WEIGHT_DECAY, check
+from descend._validation import BOOL, LEARNING_RATE, NONNEGATIVE, UNIT_CLOSED, WEIGHT_DECAY, OneOf, check
 from descend.errors import ParameterError
+from descend.optim import fused
+from descend.optim.adadelta import scale_by_adadelta
+from descend.optim.adafactor import scale_by_adafactor
+from descend.optim.adagrad import adagrad_learning_rate, scale_by_adagrad
 from descend.optim.adam import scale_by_adam
+from descend.optim.adamax import scale_by_adamax
+from descend.optim.asgd import scale_by_asgd
 from descend.optim.base import GradientTransformation, chain
 from descend.optim.learning_rate import ScalarOrSchedule, scale, scale_by_learning_rate
-from descend.optim.momentum import trace
+from descend.optim.lion import scale_by_lion
+from descend.optim.momentum import heavy_ball, trace
+from descend.optim.nadam import scale_by_nadam
+from descend.optim.radam import scale_by_radam
 from descend.optim.regularization import add_decayed_weights
+from descend.optim.rms import scale_by_rms
+from descend.optim.rprop import scale_by_rprop
+
+
+def _fused(build):
+    """Give the factory's optimizers a fused numba kernel for one contiguous float buffer.
+
+    The chain each factory builds stays the definition; trees, views, amsgrad and machines
+    without numba run it (see :mod:`descend.optim.fused`).
+    """
+    return lambda factory: fused.accelerate(factory, build)
 
 
 def _maybe_negate(maximize: bool, owner: str) -> list[GradientTransformation]:
@@ -22,6 +42,7 @@ def _maybe_negate(maximize: bool, owner: str) -> list[GradientTransformation]:
     return [scale(-1.0)] if maximize else []
 
 
+@_fused(fused.build_sgd)
 def sgd(
     lr: ScalarOrSchedule = 1e-3,
     momentum: float = 0.0,
@@ -63,6 +84,7 @@ def sgd(
     return chain(*links)
 
 
+@_fused(fused.build_adam)
 def adam(
     lr: ScalarOrSchedule = 1e-3,
     betas: tuple[float, float] = (0.9, 0.999),
@@ -101,6 +123,7 @@ def adam(
     return chain(*links)
 
 
+@_fused(fused.build_adamw)
 def adamw(
     lr: ScalarOrSchedule = 1e-3,
     betas: tuple[float, float] = (0.9, 0.999),
@@ -128,15 +151,7 @@ def adamw(
     return chain(*links)
 
 
-# === adaptive family: adagrad, rmsprop, adadelta, rprop, asgd (keep this block) ===
-
-from descend.optim.adadelta import scale_by_adadelta  # noqa: E402
-from descend.optim.adagrad import adagrad_learning_rate, scale_by_adagrad  # noqa: E402
-from descend.optim.asgd import scale_by_asgd  # noqa: E402
-from descend.optim.rms import scale_by_rms  # noqa: E402
-from descend.optim.rprop import scale_by_rprop  # noqa: E402
-
-
+@_fused(fused.build_adagrad)
 def adagrad(
     lr: ScalarOrSchedule = 1e-2,
     lr_decay: float = 0,
@@ -177,6 +192,7 @@ def adagrad(
     return chain(*links)
 
 
+@_fused(fused.build_rmsprop)
 def rmsprop(
     lr: ScalarOrSchedule = 1e-2,
     alpha: float = 0.99,
@@ -318,17 +334,6 @@ def asgd(
     links = _maybe_negate(maximize, owner)
     links += [add_decayed_weights(weight_decay), scale_by_asgd(lr, lambd, alpha, t0, owner=owner)]
     return chain(*links)
-
-
-# === adam family and beyond torch: adamax, nadam, radam, adafactor, lion, momentum (keep this block) ===
-
-from descend._validation import OneOf  # noqa: E402
-from descend.optim.adafactor import scale_by_adafactor  # noqa: E402
-from descend.optim.adamax import scale_by_adamax  # noqa: E402
-from descend.optim.lion import scale_by_lion  # noqa: E402
-from descend.optim.momentum import heavy_ball  # noqa: E402
-from descend.optim.nadam import scale_by_nadam  # noqa: E402
-from descend.optim.radam import scale_by_radam  # noqa: E402
 
 
 def adamax(
@@ -544,17 +549,3 @@ def momentum(
     links = _maybe_negate(maximize, owner)
     links += [add_decayed_weights(weight_decay), heavy_ball(lr, beta, form)]
     return chain(*links)
-
-
-# === fast path: fused kernels for one contiguous buffer (issue 5; keep this block) ===
-# The chains above stay the definition. accelerate() re-exports each factory so that what it
-# builds also runs a fused numba kernel when params and grads are one contiguous float32/float64
-# ndarray; trees, views, amsgrad and machines without numba use the chain (see descend/optim/fused.py).
-
-from descend.optim import fused as _fused  # noqa: E402
-
-sgd = _fused.accelerate(sgd, _fused.build_sgd)
-adam = _fused.accelerate(adam, _fused.build_adam)
-adamw = _fused.accelerate(adamw, _fused.build_adamw)
-adagrad = _fused.accelerate(adagrad, _fused.build_adagrad)
-rmsprop = _fused.accelerate(rmsprop, _fused.build_rmsprop)
