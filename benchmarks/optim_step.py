@@ -4,8 +4,8 @@ For each optimizer torch also has, at 1M, 10M and 50M float32 parameters held as
 one flat buffer and as 100 separate arrays, it times
 
 * ``descend``: ``dc.optim.step(tx, params, grads, state)``, the in-place step
-  (the fused kernel for one buffer; the reference chain plus an in-place add
-  for 100 arrays), which does what ``torch.optim.Optimizer.step()`` does;
+  (the fused kernel for one buffer, and leaf by leaf for 100 arrays), which
+  does what ``torch.optim.Optimizer.step()`` does;
 * ``pure``: ``tx.update`` then ``np.add(params, updates, out=params)``, what
   the trainer does on telemetry steps (an extra 12 bytes per parameter for the add);
 * ``torch``: ``opt.step()`` with ``fused=True`` where torch has a fused CPU

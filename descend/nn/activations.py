@@ -23,6 +23,7 @@ import numpy as np
 
 from descend._validation import Interval, OneOf, check
 from descend.errors import ParameterError
+from descend.nn import _fast
 from descend.nn.module import Module, ShapeError
 
 # ----------------------------------------------------------------------------- erf (Cody)
@@ -218,7 +219,13 @@ class ReLU(_Activation):
         self._check_dout(dout, y.shape)
         if not input_grad:
             return None
-        return dout * (y > 0)  # bool mask: no float64 temporary
+        d = np.asarray(dout)
+        kern = _fast.kernels(y.dtype)
+        if kern is not None and d.dtype == y.dtype and d.flags.c_contiguous and y.flags.c_contiguous:
+            dx = np.empty_like(y)
+            kern.relu_backward(d.reshape(-1), y.reshape(-1), dx.reshape(-1))  # one pass
+            return dx
+        return d * (y > 0)  # bool mask: no float64 temporary
 
 
 class LeakyReLU(_Activation):

@@ -321,7 +321,12 @@ def rmsprop_full_kernel(
             out[i] = u
 
 
-PARALLEL_MIN = 1 << 18  # below this many elements a step runs on the calling thread only
+# Below this many elements a step runs on the calling thread only. In a training loop the step comes
+# right after OpenBLAS GEMMs, whose worker threads keep spinning for a while after each call: on a
+# 2-core machine a parallel step then waits for a time slice (the CNN trainer's 420k-parameter Adam
+# step took 5.4 ms on 2 threads with the old threshold of 2^18, 0.2-0.3 ms on one). 2^21 elements are
+# about 1 ms of single-threaded Adam, the order of such a stall.
+PARALLEL_MIN = 1 << 21
 
 
 def run(kernel, n, *args):

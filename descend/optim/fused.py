@@ -27,9 +27,14 @@ Nothing about the transformation changes from the outside:
 * The fused path is taken only when every array (grads, params, state, a
   per-element weight decay) is a C-contiguous ndarray of the same float32 or
   float64 dtype and the same shape, and the optimizer state has the chain's
-  layout; anything else (trees, views, mixed dtypes, ``amsgrad``, a state built
-  by another optimizer) runs the reference chain, which also raises the usual
+  layout; anything else (views, mixed dtypes, ``amsgrad``, a state built by
+  another optimizer) runs the reference chain, which also raises the usual
   errors.
+* A *tree* (list / tuple / dict of arrays) runs the kernel leaf by leaf, with
+  each leaf held to the rules above (its gradient, parameter and state leaves
+  alike; in place, also writeable). Every leaf is checked before the first
+  kernel writes anything, so a tree with one ineligible leaf runs the reference
+  chain for the whole step, and a fallback can never apply part of a step twice.
 
 :func:`step` is the opt-in in-place API: ``state = step(tx, params, grads, state)``
 adds the update to ``params`` in place and reuses the state's arrays, so a step
@@ -56,14 +61,14 @@ from typing import Any
 
 import numpy as np
 
-from descend.errors import ParameterError
+from descend.errors import ParameterError, StructureError
 from descend.optim.adagrad import ScaleByAdagradState, adagrad_learning_rate
 from descend.optim.adam import ScaleByAdamState
 from descend.optim.base import ChainState, EmptyState, GradientTransformation
 from descend.optim.learning_rate import ScaleByLearningRateState, resolve_lr
 from descend.optim.momentum import TraceState
 from descend.optim.rms import ScaleByRmsState
-from descend.optim.tree import Tree, check_same_structure, leaves, tree_map
+from descend.optim.tree import Tree, check_same_structure, is_container, leaves, tree_map
 
 ENABLED: bool = os.environ.get("DESCEND_FUSED", "1") != "0" and importlib.util.find_spec("numba") is not None
 calls: Counter[str] = Counter()
@@ -159,7 +164,10 @@ def fast_path(reference: GradientTransformation, kernel_step: KernelStep, name: 
 
     def update(updates: Tree, state: Any, params: Tree | None = None):
         if ENABLED:
-            out = kernel_step(updates, state, params, pool)
+            if isinstance(updates, np.ndarray):
+                out = kernel_step(updates, state, params, pool)
+            else:
+                out = _tree_step(kernel_step, updates, state, params, pool)
             if out is not None:
                 calls[name] += 1
                 return out
@@ -167,7 +175,10 @@ def fast_path(reference: GradientTransformation, kernel_step: KernelStep, name: 
 
     def step_inplace(params: Tree, grads: Tree, state: Any) -> Any:
         if ENABLED:
-            out = kernel_step(grads, state, params, None)
+            if isinstance(grads, np.ndarray):
+                out = kernel_step(grads, state, params, None)
+            else:
+                out = _tree_step(kernel_step, grads, state, params, None)
             if out is not None:
                 calls[name] += 1
                 return out
@@ -177,6 +188,96 @@ def fast_path(reference: GradientTransformation, kernel_step: KernelStep, name: 
     update.reference = reference.update  # type: ignore[attr-defined]
     update.step_inplace = step_inplace  # type: ignore[attr-defined]
     return GradientTransformation(reference.init, update)
+
+
+def _split_state(state: Any, grads: Tree, n: int) -> list[ChainState] | None:
+    """The state of a tree step as ``n`` per-leaf states (None if it does not have that form).
+
+    Every field of every link that is an array or a container must be a tree of
+    ``grads``' structure (a link's moments); it is cut into its leaves. Scalars
+    (``count``, ``lr``, ``lr_scale``) and ``None`` fields are shared by every leaf.
+    """
+    if not isinstance(state, ChainState):
+        return None
+    per_leaf: list[list[Any]] = [[] for _ in range(n)]
+    for link in state:
+        fields = getattr(link, "_fields", None)
+        if fields is None:
+            return None
+        columns = []
+        for value in link:
+            if isinstance(value, np.ndarray) or is_container(value):
+                if not _same_structure(value, grads):
+                    return None
+                columns.append(leaves(value))
+            else:
+                columns.append(None)
+        for i in range(n):
+            per_leaf[i].append(
+                type(link)(*(value if col is None else col[i] for value, col in zip(link, columns, strict=True)))
+            )
+    return [ChainState(links) for links in per_leaf]
+
+
+def _same_structure(a: Tree, b: Tree) -> bool:
+    try:
+        check_same_structure(a, b, "a", "b", "fused")
+    except StructureError:
+        return False
+    return True
+
+
+def _join_state(template: ChainState, states: list[ChainState], grads: Tree) -> ChainState:
+    """Inverse of :func:`_split_state`: per-leaf fields back into trees of ``grads``' structure."""
+    links = []
+    for j, link in enumerate(template):
+        values = []
+        for k, value in enumerate(link):
+            if isinstance(value, np.ndarray) or is_container(value):
+                it = iter([s[j][k] for s in states])
+                values.append(tree_map(lambda _, it=it: next(it), grads))
+            else:
+                values.append(states[0][j][k])  # scalars: every leaf computed the same
+        links.append(type(link)(*values))
+    return ChainState(links)
+
+
+def _tree_step(kernel_step: KernelStep, grads: Tree, state: Any, params: Tree | None, pool: _Pool | None) -> Any:
+    """A kernel step over a tree, leaf by leaf; ``None`` (and nothing written) unless every leaf qualifies.
+
+    Every leaf (gradient, parameter, each state leaf) is checked before the first
+    kernel runs, so that a fallback to the reference chain can never follow a
+    partly applied in-place step. The per-leaf kernels do the single-buffer
+    arithmetic, so the result equals the reference chain's leaf for leaf.
+    """
+    if not is_container(grads):
+        return None
+    g_leaves = leaves(grads)
+    if not g_leaves:
+        return None
+    if params is not None and not _same_structure(params, grads):
+        return None  # the reference raises the usual StructureError
+    p_leaves = leaves(params) if params is not None else [None] * len(g_leaves)
+    states = _split_state(state, grads, len(g_leaves))
+    if states is None:
+        return None
+    if pool is None:  # in place: θ and every state leaf are written
+        for s in states:
+            for link in s:
+                for value in link:
+                    if isinstance(value, np.ndarray) and not value.flags.writeable:
+                        return None
+        if any(not isinstance(p, np.ndarray) or not p.flags.writeable for p in p_leaves):
+            return None
+    for g, s, p in zip(g_leaves, states, p_leaves, strict=True):
+        if kernel_step(g, s, p, pool, True) is None:
+            return None
+    results = [kernel_step(g, s, p, pool) for g, s, p in zip(g_leaves, states, p_leaves, strict=True)]
+    if pool is None:
+        return _join_state(state, results, grads)
+    it = iter([u for u, _ in results])
+    updates = tree_map(lambda _: next(it), grads)
+    return updates, _join_state(state, [s for _, s in results], grads)
 
 
 def accelerate(factory: Callable[..., GradientTransformation], build: Callable[..., KernelStep | None]):
@@ -350,7 +451,7 @@ def build_adam(
     decoupled = bool(decoupled_weight_decay)
     kinds = (ScaleByAdamState, ScaleByLearningRateState)
 
-    def kernel_step(grads: Any, state: Any, params: Any, pool: _Pool | None):
+    def kernel_step(grads: Any, state: Any, params: Any, pool: _Pool | None, check: bool = False):
         where = _layout(state, kinds)
         if where is None:
             return None
@@ -367,6 +468,8 @@ def build_adam(
         kernels = _kernels()
         if wd_flat is None or kernels is None:
             return None
+        if check:
+            return True
         t = sa.count + 1
         step_size, bc2 = 1.0, 1.0
         if bias_correction:
@@ -421,7 +524,7 @@ def build_sgd(
     wd = _WeightDecay(weight_decay)
     kinds = (TraceState, ScaleByLearningRateState) if use_momentum else (ScaleByLearningRateState,)
 
-    def kernel_step(grads: Any, state: Any, params: Any, pool: _Pool | None):
+    def kernel_step(grads: Any, state: Any, params: Any, pool: _Pool | None, check: bool = False):
         where = _layout(state, kinds)
         if where is None:
             return None
@@ -436,6 +539,8 @@ def build_sgd(
         kernels = _kernels()
         if wd_flat is None or kernels is None:
             return None
+        if check:
+            return True
         il = where[-1]
         eta, new_sl = _lr_state(state[il], lr)
         out, outs = _outputs(pool, p, buffers, shape, dt)
@@ -483,7 +588,7 @@ def build_adagrad(
     wd = _WeightDecay(weight_decay)
     kinds = (ScaleByAdagradState, ScaleByLearningRateState)
 
-    def kernel_step(grads: Any, state: Any, params: Any, pool: _Pool | None):
+    def kernel_step(grads: Any, state: Any, params: Any, pool: _Pool | None, check: bool = False):
         where = _layout(state, kinds)
         if where is None:
             return None
@@ -498,6 +603,8 @@ def build_adagrad(
         kernels = _kernels()
         if wd_flat is None or kernels is None:
             return None
+        if check:
+            return True
         eta, new_sl = _lr_state(state[il], schedule)
         out, (out_acc,) = _outputs(pool, p, (sg.sum_of_squares,), shape, dt)
         f = dt.type
@@ -535,7 +642,7 @@ def build_rmsprop(
     wd = _WeightDecay(weight_decay)
     kinds = (ScaleByRmsState, ScaleByLearningRateState)
 
-    def kernel_step(grads: Any, state: Any, params: Any, pool: _Pool | None):
+    def kernel_step(grads: Any, state: Any, params: Any, pool: _Pool | None, check: bool = False):
         where = _layout(state, kinds)
         if where is None:
             return None
@@ -553,6 +660,8 @@ def build_rmsprop(
         kernels = _kernels()
         if wd_flat is None or kernels is None:
             return None
+        if check:
+            return True
         eta, new_sl = _lr_state(state[il], lr)
         out, outs = _outputs(pool, p, arrays, shape, dt)
         ins = [_flat(x) for x in arrays]

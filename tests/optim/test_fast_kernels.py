@@ -145,7 +145,7 @@ def _one_step(tx, grads, params):
 @pytest.mark.parametrize(
     ("name", "make"),
     [
-        ("tree", lambda: ({"w": np.ones(5, np.float32)}, {"w": np.full(5, 0.5, np.float32)})),
+        ("tree with a strided leaf", lambda: ({"w": np.ones(10, np.float32)[::2]}, {"w": np.ones(5, np.float32)})),
         ("strided view", lambda: (np.ones(10, np.float32)[::2], np.full(10, 0.5, np.float32)[::2])),
         ("fortran order", lambda: (np.ones((3, 4), order="F"), np.full((3, 4), 0.5, order="F"))),
         ("mixed dtypes", lambda: (np.ones(5, np.float32), np.full(5, 0.5, np.float64))),
