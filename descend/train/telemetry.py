@@ -39,5 +39,8 @@ def segment_norms(x: np.ndarray, slices: LayerSlices) -> np.ndarray:
 
 
 def global_norm(x: np.ndarray) -> float:
-    x64 = x.astype(np.float64, copy=False)
-    return float(np.sqrt(np.dot(x64, x64)))
+    """‖x‖₂ from one BLAS dot in x's own dtype: it runs every step, so no float64 copy of the buffer.
+
+    BLAS accumulates in blocked partial sums, so float32 keeps about 1e-6 relative accuracy at 1M elements (telemetry only).
+    """
+    return float(np.sqrt(np.dot(x, x)))
