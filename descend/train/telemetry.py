@@ -41,6 +41,7 @@ def segment_norms(x: np.ndarray, slices: LayerSlices) -> np.ndarray:
 def global_norm(x: np.ndarray) -> float:
     """‖x‖₂ from one BLAS dot in x's own dtype: it runs every step, so no float64 copy of the buffer.
 
-    BLAS accumulates in blocked partial sums, so float32 keeps about 1e-6 relative accuracy at 1M elements (telemetry only).
+    BLAS accumulates in blocked partial sums, so float32 keeps about 1e-6 relative accuracy at 1M
+    elements (telemetry only).
     """
     return float(np.sqrt(np.dot(x, x)))
