@@ -23,7 +23,7 @@ import numpy as np
 
 from descend._validation import Interval, OneOf, check
 from descend.errors import ParameterError
-from descend.nn import _fast
+from descend.nn import _blas, _fast
 from descend.nn.module import Module, ShapeError
 
 # ----------------------------------------------------------------------------- erf (Cody)
@@ -210,7 +210,13 @@ class ReLU(_Activation):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = _float(x)
-        y = np.maximum(x, 0)
+        ranges = _blas.ranges(x.size, x.nbytes) if x.flags.c_contiguous and x.ndim else None
+        if ranges is None:
+            y = np.maximum(x, 0)
+        else:  # large: one slice per thread (OpenBLAS on several threads, see descend.nn._blas)
+            y = np.empty_like(x)
+            xf, yf = x.reshape(-1), y.reshape(-1)
+            _blas.run(lambda lo, hi: np.maximum(xf[lo:hi], 0, out=yf[lo:hi]), ranges)
         self._cache = y
         return y
 
@@ -223,7 +229,9 @@ class ReLU(_Activation):
         kern = _fast.kernels(y.dtype)
         if kern is not None and d.dtype == y.dtype and d.flags.c_contiguous and y.flags.c_contiguous:
             dx = np.empty_like(y)
-            kern.relu_backward(d.reshape(-1), y.reshape(-1), dx.reshape(-1))  # one pass
+            df, yf, dxf = d.reshape(-1), y.reshape(-1), dx.reshape(-1)
+            ranges = _blas.ranges(dx.size, dx.nbytes) or [(0, dx.size)]
+            _blas.run(lambda lo, hi: kern.relu_backward(df[lo:hi], yf[lo:hi], dxf[lo:hi]), ranges)  # one pass
             return dx
         return d * (y > 0)  # bool mask: no float64 temporary
 

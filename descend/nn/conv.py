@@ -33,6 +33,9 @@ positions, in a layout that needs no transposed copy of the input or the output:
 For the Fashion-MNIST CNN's second convolution this drops the 12.5 % of positions the wide
 rows compute and discard (196 of 224 per sample), and three full-size transposed copies.
 
+With OpenBLAS on several threads, the same-width path and max pooling split large batches into one slice per
+thread (:mod:`descend.nn._blas`, OpenBLAS on one thread meanwhile).
+
 Max pooling runs as one numba pass forward and one backward when numba is installed
 (:mod:`descend.nn._kernels`), with the winner of each window stored as a one-byte offset.
 """
@@ -46,7 +49,7 @@ from typing import Any
 import numpy as np
 
 from descend.errors import ParameterError
-from descend.nn import _fast
+from descend.nn import _blas, _fast
 from descend.nn.linear import positive_int
 from descend.nn.module import Module, ShapeError, fmt_shape
 
@@ -56,6 +59,9 @@ from descend.nn.module import Module, ShapeError, fmt_shape
 SAME_WIDTH_PATH = True
 _SMALL_K = 32  # C·Πk up to which dW is a sum of per-sample GEMMs (no transposed copy of dY)
 _CHUNK_BYTES = 4 << 20  # size of the slab of dcols computed and summed back at a time
+#: Elements of ``cols`` from which a same-width conv with ``C·Πk > 32`` runs batch-parallel (``descend.nn._blas``)
+#: when OpenBLAS is on several threads.
+BATCH_PARALLEL_MIN = 1 << 18
 
 
 def _ntuple(owner: str, name: str, value: Any, nd: int, minimum: int) -> tuple[int, ...]:
@@ -248,9 +254,26 @@ class _ConvNd(Module):
                 shift = (i - ph) * w + j - pw
                 yield i, j, shift, max(a_lo * w, -shift), max(min(a_hi * w, h * w - shift), 0), lo, hi
 
+    def _batch_ranges(self, n: int, k: int, positions: int) -> list[tuple[int, int]] | None:
+        """Batch slices for :func:`_blas.run` when ``cols`` has ``BATCH_PARALLEL_MIN`` elements or more and
+        OpenBLAS runs on several threads, else None."""
+        if k * n * positions < BATCH_PARALLEL_MIN:
+            return None
+        return _blas.ranges(n, k * n * positions * self.dtype.itemsize)
+
+    def _im2col(self, flat: np.ndarray, rows: np.ndarray, xt: np.ndarray, geom: tuple[int, ...]) -> None:
+        h, w, kh, kw, ph, pw = geom
+        for i, j, shift, p_lo, p_hi, lo, hi in self._shifts(h, w, kh, kw, ph, pw):
+            dst = flat[:, i, j]
+            dst[..., :p_lo] = 0
+            dst[..., p_lo:p_hi] = xt[..., p_lo + shift : p_hi + shift]
+            dst[..., p_hi:] = 0
+            rows[:, i, j, ..., :lo] = 0
+            rows[:, i, j, ..., hi:] = 0
+
     def _forward_same(self, x: np.ndarray, geom: tuple[int, ...], out: tuple[int, ...]) -> np.ndarray:
         n, c = x.shape[:2]
-        h, w, kh, kw, ph, pw = geom
+        h, w, kh, kw = geom[:4]
         positions = math.prod(out)  # OH·W
         # im2col: with stride 1 and an output as wide as the input, kernel offset (i, j) reads the flat
         # image shifted by (i − ph)·w + j − pw: one strided copy per offset, then zeros where it reads padding
@@ -265,16 +288,30 @@ class _ConvNd(Module):
         flat = cols[:k].reshape(c, kh, kw, n, positions)  # cols[:k] is contiguous: always views
         rows = cols[:k].reshape(c, kh, kw, n, -1, w)
         xt = x.reshape(n, c, h * w).swapaxes(0, 1)
-        for i, j, shift, p_lo, p_hi, lo, hi in self._shifts(h, w, kh, kw, ph, pw):
-            dst = flat[:, i, j]
-            dst[..., :p_lo] = 0
-            dst[..., p_lo:p_hi] = xt[..., p_lo + shift : p_hi + shift]
-            dst[..., p_hi:] = 0
-            rows[:, i, j, ..., :lo] = 0
-            rows[:, i, j, ..., hi:] = 0
         w2 = self.weight.reshape(self.out_channels, k)
         if fold:
             w2 = np.concatenate([w2, self.bias[:, None]], axis=1)
+        ranges = self._batch_ranges(n, k, positions)
+        if ranges is not None:
+            # OpenBLAS on several threads: im2col, GEMM and the bias pass one batch slice per thread
+            y = np.empty((n, self.out_channels, positions), self.dtype)
+
+            def part(lo: int, hi: int) -> None:
+                self._im2col(flat[:, :, :, lo:hi], rows[:, :, :, lo:hi], xt[:, lo:hi], geom)
+                if k <= _SMALL_K:
+                    np.matmul(w2, cols[:, lo:hi].swapaxes(0, 1), out=y[lo:hi])
+                    return
+                ym = np.matmul(w2, cols[:, lo:hi].reshape(k, -1))  # cols[:, lo:hi] as (K, m·L): a view
+                ym = ym.reshape(self.out_channels, hi - lo, positions).swapaxes(0, 1)
+                if self.use_bias:
+                    np.add(ym, self.bias[:, None], out=y[lo:hi])
+                else:
+                    y[lo:hi] = ym
+
+            _blas.run(part, ranges)
+            self._cache = (geom, cols, x.shape, fold, positions)
+            return y.reshape(n, self.out_channels, *out)
+        self._im2col(flat, rows, xt, geom)
         if k <= _SMALL_K:
             # Y[n] = W₂ · cols[:, n, :] for every n: one batched GEMM, output already (N, O, L)
             y = np.matmul(w2, cols.swapaxes(0, 1))
@@ -294,11 +331,39 @@ class _ConvNd(Module):
         self, geom: tuple[int, ...], cols: np.ndarray, in_shape: tuple[int, ...], dout: np.ndarray, input_grad: bool
     ) -> np.ndarray | None:
         n, c = in_shape[:2]
-        h, w, kh, kw, ph, pw = geom
+        h, w = geom[:2]
         o = self.out_channels
         fold = self._cache[3]
         d3 = dout.reshape(n, o, -1)
         k = cols.shape[0] - fold
+        ranges = self._batch_ranges(n, k, d3.shape[2])
+        if ranges is not None:
+            # several BLAS threads: each thread takes a batch slice (its share of dW, db and dX), partial
+            # dW / db are summed in slice order
+            dx = np.zeros((n, c, h * w), self.dtype) if input_grad else None
+
+            def part(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray | None]:
+                if k <= _SMALL_K:
+                    dwb = np.sum(np.matmul(d3[lo:hi], cols[:, lo:hi].transpose(1, 2, 0)), axis=0)
+                    dw, db = dwb[:, :k], (dwb[:, k] if fold else None)
+                else:
+                    dy = np.ascontiguousarray(d3[lo:hi].swapaxes(0, 1)).reshape(o, -1)
+                    dw = np.matmul(dy, cols[:, lo:hi].reshape(k, -1).T)
+                    db = dy.sum(axis=1) if self.use_bias else None
+                if dx is not None:
+                    self._col2im(d3[lo:hi], dx[lo:hi], geom)
+                return dw, db
+
+            results = _blas.run(part, ranges)
+            dw2 = self.dweight.reshape(o, k)
+            dw2[...] = results[0][0]
+            for dw, _ in results[1:]:
+                dw2 += dw
+            if self.use_bias and results[0][1] is not None:
+                self.dbias[...] = results[0][1]
+                for _, db in results[1:]:
+                    self.dbias += db
+            return None if dx is None else dx.reshape(in_shape)
         if k <= _SMALL_K:
             # few input rows (a first layer on images): per-sample GEMMs summed beat transposing dY first
             dwb = np.sum(np.matmul(d3, cols.transpose(1, 2, 0)), axis=0)
@@ -312,12 +377,21 @@ class _ConvNd(Module):
                 np.sum(dy, axis=1, out=self.dbias)  # db = Σ_{n,l} dY
         if not input_grad:
             return None
+        dx = np.zeros((n, c, h * w), self.dtype)
+        self._col2im(d3, dx, geom)
+        return dx.reshape(in_shape)
+
+    def _col2im(self, d3: np.ndarray, dx: np.ndarray, geom: tuple[int, ...]) -> None:
+        """``dx += col2im(W₂ᵀ · dY)`` for the samples of ``d3`` (``(m, O, L)``) into ``dx`` (``(m, C, H·W)``)."""
+        h, w, kh, kw, ph, pw = geom
+        n, c = dx.shape[:2]
+        o = self.out_channels
+        k = c * kh * kw
         # dcols[n] = W₂ᵀ · dY[n] (batched GEMM), then col2im: every offset adds its slab back where im2col
         # read it from, in the order (i, j), from zero (as the general path does), after zeroing the entries
         # that belong to padding (dcols is scratch). Done a few samples at a time, so that each chunk of
         # dcols is summed while it is still in cache.
         w2t = self.weight.reshape(o, k).T
-        dx = np.zeros((n, c, h * w), self.dtype)
         chunk = max(1, _CHUNK_BYTES // (k * d3.shape[2] * self.dtype.itemsize))
         buf = np.empty((min(chunk, n), k, d3.shape[2]), self.dtype)
         for start in range(0, n, chunk):
@@ -332,7 +406,6 @@ class _ConvNd(Module):
                 rows[:, :, i, j, :, :lo] = 0
                 rows[:, :, i, j, :, hi:] = 0
                 dxs[..., p_lo + shift : p_hi + shift] += src[..., p_lo:p_hi]
-        return dx.reshape(in_shape)
 
 
 class Conv1d(_ConvNd):
@@ -489,10 +562,15 @@ class _MaxPoolNd(_PoolNd):
         y = np.empty((n, c, *out), x.dtype)
         idx = np.empty(y.shape, np.uint8 if kh * kw <= 256 else np.int32)
         y4, idx4 = y.reshape(n, c, -1, out[-1]), idx.reshape(n, c, -1, out[-1])
-        if (kh, kw, sh, sw, ph, pw) == (2, 2, 2, 2, 0, 0):
-            kern.maxpool2x2_forward(x4, y4, idx4)
-        else:
-            kern.maxpool_forward(x4, y4, idx4, kh, kw, sh, sw, ph, pw)
+        two = (kh, kw, sh, sw, ph, pw) == (2, 2, 2, 2, 0, 0)
+
+        def part(lo: int, hi: int) -> None:
+            if two:
+                kern.maxpool2x2_forward(x4[lo:hi], y4[lo:hi], idx4[lo:hi])
+            else:
+                kern.maxpool_forward(x4[lo:hi], y4[lo:hi], idx4[lo:hi], kh, kw, sh, sw, ph, pw)
+
+        _blas.run(part, _blas.ranges(n, x4.nbytes) or [(0, n)])
         self._cache = (kern, idx4, x.shape, y.shape)
         return y
 
@@ -512,10 +590,14 @@ class _MaxPoolNd(_PoolNd):
             dx = np.empty((n, c, 1 if self.nd == 1 else size[0], size[-1]), d.dtype)
             d4 = d.reshape(saved.shape)
             geometry = self._geometry()
-            if geometry == (2, 2, 2, 2, 0, 0):
-                kern.maxpool2x2_backward(d4, saved, dx)
-            else:
-                kern.maxpool_backward(d4, saved, dx, *geometry)
+
+            def part(lo: int, hi: int) -> None:
+                if geometry == (2, 2, 2, 2, 0, 0):
+                    kern.maxpool2x2_backward(d4[lo:hi], saved[lo:hi], dx[lo:hi])
+                else:
+                    kern.maxpool_backward(d4[lo:hi], saved[lo:hi], dx[lo:hi], *geometry)
+
+            _blas.run(part, _blas.ranges(n, dx.nbytes) or [(0, n)])
             return dx.reshape(in_shape)
         d = np.asarray(dout)
         for axis, k, s, shape, idx in reversed(saved):

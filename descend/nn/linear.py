@@ -9,6 +9,7 @@ import numpy as np
 
 from descend._validation import Interval, check
 from descend.errors import ParameterError
+from descend.nn import _blas
 from descend.nn.module import Module, ShapeError, fmt_shape
 
 POSITIVE_INT = Interval(1, None, integer=True)
@@ -59,9 +60,20 @@ class Linear(Module):
                 f"{self.label()}: expected input of shape (*, {self.in_features}), got {fmt_shape(x.shape)}"
             )
         x2 = x.reshape(-1, self.in_features)
-        y = x2 @ self.weight.T  # y = x Wᵀ (+ b); BLAS reads the transposed view without a copy
-        if self.use_bias:
-            y += self.bias
+        ranges = _blas.ranges(len(x2), x2.nbytes)
+        if ranges is None:
+            y = x2 @ self.weight.T  # y = x Wᵀ (+ b); BLAS reads the transposed view without a copy
+            if self.use_bias:
+                y += self.bias
+        else:  # large batch, OpenBLAS on several threads: one batch slice per thread (see descend.nn._blas)
+            y = np.empty((len(x2), self.out_features), self.dtype)
+
+            def part(lo: int, hi: int) -> None:
+                np.matmul(x2[lo:hi], self.weight.T, out=y[lo:hi])
+                if self.use_bias:
+                    y[lo:hi] += self.bias
+
+            _blas.run(part, ranges)
         self._cache = (x2, x.shape)
         return y.reshape(*x.shape[:-1], self.out_features)
 
@@ -76,6 +88,24 @@ class Linear(Module):
                 f"got {fmt_shape(dout.shape)}"
             )
         d2 = dout.reshape(-1, self.out_features)
+        ranges = _blas.ranges(len(x2), x2.nbytes)
+        if ranges is not None:  # one batch slice per thread; partial dW / db summed in slice order
+            dx = np.empty(x2.shape, self.dtype) if input_grad else None
+
+            def part(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray | None]:
+                if dx is not None:
+                    np.matmul(d2[lo:hi], self.weight, out=dx[lo:hi])
+                return d2[lo:hi].T @ x2[lo:hi], (d2[lo:hi].sum(axis=0) if self.use_bias else None)
+
+            results = _blas.run(part, ranges)
+            self.dweight[...] = results[0][0]
+            for dw, _ in results[1:]:
+                self.dweight += dw
+            if self.use_bias:
+                self.dbias[...] = results[0][1]
+                for _, db in results[1:]:
+                    self.dbias += db
+            return None if dx is None else dx.reshape(in_shape)
         np.matmul(d2.T, x2, out=self.dweight)  # dL/dW = doutᵀ x, written into the flat grad buffer
         if self.use_bias:
             np.sum(d2, axis=0, out=self.dbias)  # dL/db = Σₙ dout
