@@ -57,7 +57,7 @@ import os
 import sys
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -349,6 +349,29 @@ def _dtype_of(grads: Any, params: Any, *arrays: Any) -> np.dtype | None:
     return dt
 
 
+class _Ready(NamedTuple):
+    """What a kernel step needs once its inputs have passed the checks of :func:`_ready`."""
+
+    p: np.ndarray  # the parameters (grads as a never-read stand-in when the pure path does not read them)
+    dt: np.dtype
+    shape: tuple[int, ...]
+    wd_flat: np.ndarray
+    kernels: Any
+
+
+def _ready(grads: Any, params: Any, pool: Any, wd: Any, arrays: tuple[Any, ...]) -> _Ready | None:
+    """The checks every kernel step makes before touching memory; None sends the step to the reference chain."""
+    p = params if (params is not None or pool is None or wd.mode) else grads  # p is not read then
+    dt = _dtype_of(grads, p, *arrays)
+    if dt is None:
+        return None
+    wd_flat = wd.flat(grads.shape, dt, _flat(grads))
+    kernels = _kernels()
+    if wd_flat is None or kernels is None:
+        return None
+    return _Ready(p, dt, grads.shape, wd_flat, kernels)
+
+
 def _layout(state: Any, kinds: tuple[type, ...]) -> list[int] | None:
     """Indices of the states of type ``kinds`` in a ChainState whose other links are stateless."""
     if not isinstance(state, ChainState):
@@ -459,17 +482,12 @@ def build_adam(
         sa, sl = state[ia], state[il]
         if sa.max_exp_avg_sq is not None:
             return None
-        p = params if (params is not None or pool is None or wd.mode) else grads  # p is not read then
-        dt = _dtype_of(grads, p, sa.exp_avg, sa.exp_avg_sq)
-        if dt is None:
-            return None
-        shape = grads.shape
-        wd_flat = wd.flat(shape, dt, _flat(grads))
-        kernels = _kernels()
-        if wd_flat is None or kernels is None:
+        ready = _ready(grads, params, pool, wd, (sa.exp_avg, sa.exp_avg_sq))
+        if ready is None:
             return None
         if check:
             return True
+        p, dt, shape, wd_flat, kernels = ready
         t = sa.count + 1
         step_size, bc2 = 1.0, 1.0
         if bias_correction:
@@ -528,19 +546,14 @@ def build_sgd(
         where = _layout(state, kinds)
         if where is None:
             return None
-        p = params if (params is not None or pool is None or wd.mode) else grads
         st = state[where[0]] if use_momentum else None
         buffers = (st.momentum_buffer,) if use_momentum else ()
-        dt = _dtype_of(grads, p, *buffers)
-        if dt is None:
-            return None
-        shape = grads.shape
-        wd_flat = wd.flat(shape, dt, _flat(grads))
-        kernels = _kernels()
-        if wd_flat is None or kernels is None:
+        ready = _ready(grads, params, pool, wd, buffers)
+        if ready is None:
             return None
         if check:
             return True
+        p, dt, shape, wd_flat, kernels = ready
         il = where[-1]
         eta, new_sl = _lr_state(state[il], lr)
         out, outs = _outputs(pool, p, buffers, shape, dt)
@@ -594,17 +607,12 @@ def build_adagrad(
             return None
         ig, il = where
         sg = state[ig]
-        p = params if (params is not None or pool is None or wd.mode) else grads
-        dt = _dtype_of(grads, p, sg.sum_of_squares)
-        if dt is None:
-            return None
-        shape = grads.shape
-        wd_flat = wd.flat(shape, dt, _flat(grads))
-        kernels = _kernels()
-        if wd_flat is None or kernels is None:
+        ready = _ready(grads, params, pool, wd, (sg.sum_of_squares,))
+        if ready is None:
             return None
         if check:
             return True
+        p, dt, shape, wd_flat, kernels = ready
         eta, new_sl = _lr_state(state[il], schedule)
         out, (out_acc,) = _outputs(pool, p, (sg.sum_of_squares,), shape, dt)
         f = dt.type
@@ -650,18 +658,13 @@ def build_rmsprop(
         sr = state[ir]
         if (sr.grad_avg is not None) != centered or (sr.momentum_buffer is not None) != use_momentum:
             return None
-        p = params if (params is not None or pool is None or wd.mode) else grads
         arrays = tuple(x for x in (sr.square_avg, sr.grad_avg, sr.momentum_buffer) if x is not None)
-        dt = _dtype_of(grads, p, *arrays)
-        if dt is None:
-            return None
-        shape = grads.shape
-        wd_flat = wd.flat(shape, dt, _flat(grads))
-        kernels = _kernels()
-        if wd_flat is None or kernels is None:
+        ready = _ready(grads, params, pool, wd, arrays)
+        if ready is None:
             return None
         if check:
             return True
+        p, dt, shape, wd_flat, kernels = ready
         eta, new_sl = _lr_state(state[il], lr)
         out, outs = _outputs(pool, p, arrays, shape, dt)
         ins = [_flat(x) for x in arrays]

@@ -270,9 +270,10 @@ class Trainer:
             total_penalty += penalty * n
             if logits.ndim == 2 and logits.shape[1] > 1:
                 total_correct += float(np.count_nonzero(logits.argmax(axis=1) == yb))
-            batch_logs = {"batch": b, "loss": loss, "lr": get_lr(self.opt_state) or 0.0}
-            for cb in self.callbacks:
-                cb.on_batch_end(self, self.step, batch_logs)
+            if self.callbacks:  # reading the lr walks the optimizer state: only when someone listens
+                batch_logs = {"batch": b, "loss": loss, "lr": get_lr(self.opt_state) or 0.0}
+                for cb in self.callbacks:
+                    cb.on_batch_end(self, self.step, batch_logs)
             if not math.isfinite(loss):
                 self.diverged = True
             if self.stop_training or self.diverged:
