@@ -111,7 +111,9 @@ def validate(cfg: dict[str, Any]) -> None:
     """Raise :class:`ParameterError` naming the first bad key, what is allowed and what was given."""
     owner = "config"
     if not isinstance(cfg["dataset"], str) or not cfg["dataset"]:
-        raise ParameterError(f"config: dataset must be one of {', '.join(BUILTIN_DATASETS)} or a file path")
+        raise ParameterError(
+            f"config: dataset must be one of {', '.join(BUILTIN_DATASETS)} or a file path, got {cfg['dataset']!r}"
+        )
     _choice("model", cfg["model"], MODELS)
     _choice("optimizer", cfg["optimizer"], tuple(OPTIMIZERS))
     _choice("schedule", cfg["schedule"], SCHEDULES)

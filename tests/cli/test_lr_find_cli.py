@@ -9,17 +9,9 @@ import numpy as np
 import pytest
 
 from descend.cli.main import main
+from tests.helpers import blobs
 
 pytest.importorskip("matplotlib")
-
-
-def blobs(path: Path, n: int = 240, classes: int = 3, features: int = 5) -> Path:
-    """A small separable data set as .npz (x, y)."""
-    rng = np.random.default_rng(0)
-    y = np.arange(n) % classes
-    x = rng.normal(0, 3, size=(classes, features))[y] + rng.normal(0, 1, size=(n, features))
-    np.savez(path, x=x.astype(np.float32), y=y)
-    return path
 
 
 def cli(capsys, *argv: str) -> tuple[int, str, str]:

@@ -13,22 +13,13 @@ import pytest
 from descend.cli.main import main
 from descend.train import load_checkpoint, read_metrics
 from tests.data.helpers import idx_bytes, write_fake_set
+from tests.helpers import blobs
 
 
 def cli(capsys, *argv: str) -> tuple[int, str, str]:
     code = main(["train", "--quiet", *argv])
     out, err = capsys.readouterr()
     return code, out, err
-
-
-def blobs(path: Path, n: int = 240, classes: int = 3, features: int = 5, seed: int = 0) -> Path:
-    """A small separable data set as .npz (x, y)."""
-    rng = np.random.default_rng(seed)
-    y = np.arange(n) % classes
-    centers = rng.normal(0, 3, size=(classes, features))
-    x = centers[y] + rng.normal(0, 1, size=(n, features))
-    np.savez(path, x=x.astype(np.float32), y=y)
-    return path
 
 
 def snapshot(directory: Path) -> dict[str, bytes]:

@@ -14,6 +14,7 @@ import pytest
 from descend.lab import compare as C
 from descend.lab.compare import ComparisonError
 from descend.train import read_metrics
+from tests import helpers
 
 # Two working optimizers (sgd with one diverging learning rate) and one that diverges at every learning rate.
 GRID = {"sgd": [0.05, 1e6], "adam": [1e-3, 1e-2], "momentum": [1e6, 1e7]}
@@ -21,12 +22,7 @@ GRID = {"sgd": [0.05, 1e6], "adam": [1e-3, 1e-2], "momentum": [1e6, 1e7]}
 
 def blobs(path: Path, n: int = 300, classes: int = 3, features: int = 6, seed: int = 0) -> Path:
     """A small, noisy classification data set as .npz (x, y)."""
-    rng = np.random.default_rng(seed)
-    y = np.arange(n) % classes
-    centers = rng.normal(0, 1.5, size=(classes, features))
-    x = centers[y] + rng.normal(0, 1, size=(n, features))
-    np.savez(path, x=x.astype(np.float32), y=y)
-    return path
+    return helpers.blobs(path, n, classes, features, spread=1.5, seed=seed)
 
 
 def tiny_plan(data: Path, **kw) -> dict:

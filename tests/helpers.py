@@ -1,0 +1,17 @@
+"""Small data sets shared by the CLI and lab tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def blobs(path: Path, n: int = 240, classes: int = 3, features: int = 5, *, spread: float = 3.0, seed: int = 0) -> Path:
+    """Gaussian blobs around ``classes`` random centres (std ``spread``) as .npz (x float32, y); separable at 3."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % classes
+    centers = rng.normal(0, spread, size=(classes, features))
+    x = centers[y] + rng.normal(0, 1, size=(n, features))
+    np.savez(path, x=x.astype(np.float32), y=y)
+    return path
