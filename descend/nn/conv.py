@@ -252,7 +252,11 @@ class _ConvNd(Module):
             for j in range(kw):
                 lo, hi = max(0, pw - j), min(w, w + pw - j)
                 shift = (i - ph) * w + j - pw
-                yield i, j, shift, max(a_lo * w, -shift), max(min(a_hi * w, h * w - shift), 0), lo, hi
+                p_lo = max(a_lo * w, -shift)
+                # An offset that reads only padding (a kernel taller than the padded image) has an empty range:
+                # p_hi = p_lo keeps both slices empty, where a negative start would wrap around the buffer.
+                p_hi = max(min(a_hi * w, h * w - shift), p_lo)
+                yield i, j, shift, p_lo, p_hi, lo, hi
 
     def _batch_ranges(self, n: int, k: int, positions: int) -> list[tuple[int, int]] | None:
         """Batch slices for :func:`_blas.run` when ``cols`` has ``BATCH_PARALLEL_MIN`` elements or more and

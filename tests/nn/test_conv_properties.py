@@ -110,3 +110,13 @@ def test_full_size_cnn2d_matches_torch_float32():
     assert loss == np.float32(lt.item()) or abs(loss - lt.item()) < 1e-5
     for name, p in twin.named_parameters():
         np.testing.assert_allclose(model.named_grads()[name], p.grad.numpy(), rtol=2e-3, atol=2e-6, err_msg=name)
+
+
+def test_kernel_taller_than_the_input_on_the_same_width_path() -> None:
+    """Found by hypothesis on a fresh clone: kernel rows that read only padding must not wrap around."""
+    for k, p, size in (((4, 3), (1, 1), (2, 2)), ((4, 3), (1, 1), (2, 1)), ((4, 1), (0, 0), (4, 3))):
+        compare_with_torch(
+            lambda k=k, p=p: nn.Conv2d(2, 3, k, padding=p),
+            lambda k=k, p=p: T.Conv2d(2, 3, k, padding=p),
+            (2, 2, *size),
+        )
