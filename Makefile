@@ -18,9 +18,11 @@ $(STAMP): pyproject.toml | $(PY)
 demo: $(STAMP) data
 	$(VENV)/bin/descend demo
 
+# The second pytest run: the optimizer conformance suite again with the fused kernels off (the reference chains).
 test: $(STAMP) data browser
 	$(PY) -m ruff check descend tests
 	$(PY) -m pytest -n 2 --dist loadgroup
+	DESCEND_FUSED=0 $(PY) -m pytest tests/optim/test_torch_conformance.py -q
 
 lint: $(STAMP)
 	$(PY) -m ruff check descend tests

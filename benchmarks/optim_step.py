@@ -6,8 +6,12 @@ one flat buffer and as 100 separate arrays, it times
 * ``descend``: ``dc.optim.step(tx, params, grads, state)``, the in-place step
   (the fused kernel for one buffer, and leaf by leaf for 100 arrays), which
   does what ``torch.optim.Optimizer.step()`` does;
-* ``pure``: ``tx.update`` then ``np.add(params, updates, out=params)``, what
-  the trainer does on telemetry steps (an extra 12 bytes per parameter for the add);
+* ``pure``: ``updates, state = tx.update(...)`` then ``params =
+  apply_updates(params, updates)``, the pure functional API (new updates, new
+  state arrays and new parameters every step, from recycled buffers: Adam
+  float32 moves 36 + 12 bytes per parameter);
+* ``donated``: the same with ``dc.optim.donating_update(tx, grads, state,
+  params)``, which writes the new state into the state passed in (28 + 12 bytes);
 * ``torch``: ``opt.step()`` with ``fused=True`` where torch has a fused CPU
   kernel (Adam, AdamW, SGD, Adagrad), else ``foreach=True`` (RMSprop).
 
@@ -123,31 +127,34 @@ def measure(name: str, n: int, parts: int, rounds: int, k: int) -> dict[str, Any
     def descend_step() -> None:
         box["state"] = dc.optim.step(tx, params, grads, box["state"])
 
-    pure_box = {"state": tx.init(params)}
-    pure_params = p0.copy() if parts == 1 else _split(p0, parts)
+    pure_box = {"state": tx.init(params), "params": p0.copy() if parts == 1 else _split(p0, parts)}
 
     def descend_pure() -> None:
-        updates, pure_box["state"] = tx.update(grads, pure_box["state"], pure_params)
-        if parts == 1:
-            np.add(pure_params, updates, out=pure_params)
-        else:
-            for p, u in zip(pure_params, updates, strict=True):
-                np.add(p, u, out=p)
+        updates, pure_box["state"] = tx.update(grads, pure_box["state"], pure_box["params"])
+        pure_box["params"] = dc.optim.apply_updates(pure_box["params"], updates)
+
+    donated_box = {"state": tx.init(params), "params": p0.copy() if parts == 1 else _split(p0, parts)}
+
+    def descend_donated() -> None:
+        updates, donated_box["state"] = dc.optim.donating_update(tx, grads, donated_box["state"], donated_box["params"])
+        donated_box["params"] = dc.optim.apply_updates(donated_box["params"], updates)
 
     tparams = [torch.from_numpy(a.copy()).requires_grad_() for a in ([p0] if parts == 1 else _split(p0, parts))]
     for tp, g in zip(tparams, [g0] if parts == 1 else grads, strict=True):
         tp.grad = torch.from_numpy(np.array(g))
     opt = getattr(torch.optim, torch_class)(tparams, **torch_kwargs)
     before = sum(dc.optim.fused.calls.values())
-    d_times, p_times, t_times = [], [], []
-    for _ in range(rounds):  # alternate: descend, torch, descend (pure), torch, ...
+    d_times, p_times, n_times, t_times = [], [], [], []
+    for _ in range(rounds):  # alternate: descend, torch, descend (pure), torch, descend (donated), torch, ...
         d_times.append(_block(descend_step, k))
         t1 = _block(opt.step, k)
         p_times.append(_block(descend_pure, k))
         t2 = _block(opt.step, k)
-        t_times.append((t1 + t2) / 2)
+        n_times.append(_block(descend_donated, k))
+        t3 = _block(opt.step, k)
+        t_times.append((t1 + t2 + t3) / 3)
     fused_taken = sum(dc.optim.fused.calls.values()) > before
-    d, pu, t = np.array(d_times), np.array(p_times), np.array(t_times)
+    d, pu, do, t = np.array(d_times), np.array(p_times), np.array(n_times), np.array(t_times)
     return {
         "benchmark": "optim_step",
         "case": name,
@@ -158,9 +165,11 @@ def measure(name: str, n: int, parts: int, rounds: int, k: int) -> dict[str, Any
         "torch_path": torch_path,
         "descend_ms": float(np.median(d) * 1e3),
         "pure_ms": float(np.median(pu) * 1e3),
+        "donated_ms": float(np.median(do) * 1e3),
         "torch_ms": float(np.median(t) * 1e3),
         "ratio": float(np.median(d / t)),
         "pure_ratio": float(np.median(pu / t)),
+        "donated_ratio": float(np.median(do / t)),
         "bytes_per_param": BYTES_PER_PARAM[name],
     }
 
@@ -197,7 +206,8 @@ def rows(quick: bool = False) -> list[dict[str, Any]]:
 def _line(row: dict[str, Any]) -> str:
     return (
         f"{row['case']:<13} {row['layout']:<10} {row['n'] / 1e6:>5.0f}M  descend {row['descend_ms']:8.2f} ms"
-        f"  pure {row['pure_ms']:8.2f} ms  torch {row['torch_ms']:8.2f} ms  ratio {row['ratio']:5.2f}"
+        f"  pure {row['pure_ms']:8.2f} ms  donated {row['donated_ms']:8.2f} ms  torch {row['torch_ms']:8.2f} ms"
+        f"  ratio {row['ratio']:5.2f} pure {row['pure_ratio']:5.2f} donated {row['donated_ratio']:5.2f}"
         f"  bound {row['bound_ms']:7.2f} ms ({row['vs_bound']:.2f}x)"
     )
 

@@ -4,7 +4,7 @@
 >>> tx = dc.optim.adam(lr=1e-3)
 """
 
-from descend import data, errors, init, nn, optim, schedules, train
+from descend import config, data, errors, init, nn, optim, schedules, train
 from descend.errors import DescendError
 from descend.train import Trainer
 
@@ -14,6 +14,7 @@ __all__ = [
     "DescendError",
     "Trainer",
     "__version__",
+    "config",
     "data",
     "errors",
     "init",

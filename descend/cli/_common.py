@@ -1,13 +1,19 @@
-"""Helpers shared by the subcommands: validated argument types and plain-text tables."""
+"""Helpers shared by the subcommands: validated argument types, output checks and plain-text tables."""
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
+import tempfile
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from descend._validation import Interval
 from descend.errors import DescendError
+
+#: The exit code of a training run that diverged (its run directory is complete; see descend.cli.main).
+EXIT_DIVERGED = 3
 
 
 class UsageError(DescendError):
@@ -65,6 +71,39 @@ def integer(low: int | None = None, high: int | None = None) -> Callable[[str], 
 
     parse.__name__ = "integer"
     return parse
+
+
+def check_output(path: str | os.PathLike, *, directory: bool, flag: str = "--out") -> Path:
+    """Refuse an output location that cannot be written, before anything is computed or written.
+
+    ``directory=True``: ``path`` is a directory to create or fill (``descend train``, ``compare``);
+    ``False``: a file to create or replace (``landscape``, ``lr-find``). Refused, as one
+    :class:`UsageError` naming ``flag``: a directory path that is a file, a path below a file, and a
+    location whose directory does not let us create files (read-only, no permission): that is
+    probed by creating and removing a temporary file in the directory that will receive the output
+    (its nearest existing ancestor when it does not exist yet; missing folders are created later).
+    """
+    out = Path(path)
+    if directory and out.exists() and not out.is_dir():
+        raise UsageError(f"argument {flag}: {str(out)!r} is a file; give a directory (created if missing)")
+    start = out if directory else out.parent
+    existing = next((p for p in (start, *start.parents) if p.exists()), Path("."))
+    if not existing.is_dir():
+        raise UsageError(
+            f"argument {flag}: {str(out)!r} is below {existing}, which is a file, not a directory; "
+            "choose another location"
+        )
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".descend-write-test-", dir=existing)
+    except OSError as e:
+        raise UsageError(
+            f"argument {flag}: cannot write to {existing} ({e.strerror or e}); choose a writable location"
+        ) from None
+    os.close(fd)
+    os.unlink(probe)
+    if not directory and out.is_file() and not os.access(out, os.W_OK):
+        raise UsageError(f"argument {flag}: {str(out)!r} exists and is read-only; choose another file name")
+    return out
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[bool] | None = None) -> str:

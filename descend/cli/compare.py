@@ -22,8 +22,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from descend.cli._common import UsageError, format_table, integer, number
-from descend.cli.train import add_config_options
+from descend.cli._common import UsageError, check_output, format_table, integer, number
+from descend.cli.train import add_backend_options, add_config_options
 from descend.train import experiment as ex
 
 
@@ -104,6 +104,8 @@ def plan_from_args(args: argparse.Namespace) -> dict[str, Any]:
         key = str(base["dataset"]).lower().replace("_", "-")
         if key not in ex.BUILTIN_DATASETS and Path(base["dataset"]).exists():
             base["dataset"] = str(Path(base["dataset"]).resolve())  # the plan works from any directory
+    if isinstance(base.get("test_data"), str) and Path(base["test_data"]).exists():
+        base["test_data"] = str(Path(base["test_data"]).resolve())
     if args.optimizers is not None:
         kwargs["optimizers"] = args.optimizers
     names = kwargs.get("optimizers") or list(compare.DEFAULT_OPTIMIZERS)
@@ -149,10 +151,13 @@ def format_ranking(comparison) -> str:
 
 
 def run_compare(args: argparse.Namespace) -> int:
+    from descend import config
     from descend.lab import compare, report
 
     if args.seed is not ex.UNSET:
         raise UsageError("descend compare trains several seeds: use --seeds N (seeds 0..N-1) or --seeds 0,7,11")
+    # Before any training: a missing dependency is one line with its install command, not a late traceback.
+    config.require("descend compare", "numba", *(() if args.no_report else ("matplotlib",)))
     if args.resume is not None:
         extra = _given_plan_options(args)
         if extra:
@@ -164,6 +169,7 @@ def run_compare(args: argparse.Namespace) -> int:
     else:
         plan = plan_from_args(args)
         out = Path(args.out) if args.out is not None else _default_out(plan["base"])
+    check_output(out, directory=True, flag="--resume" if args.resume is not None else "--out")
     progress = compare.Progress(None if args.quiet else sys.stderr)
     comparison = compare.run_comparison(plan, out, workers=args.workers, progress=progress)
     print(format_ranking(comparison))
@@ -187,6 +193,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         conflict_handler="resolve",
     )
     add_config_options(parser)
+    add_backend_options(parser)
     default_names = ",".join(compare.DEFAULT_OPTIMIZERS)
     parser.add_argument(
         "--optimizers", "--optimizer", dest="optimizers", type=_names, default=None, metavar="A,B,...",

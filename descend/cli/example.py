@@ -1,7 +1,9 @@
 """``descend example``: seed 001's worked examples, run through descend.
 
 * ``descend example quadratic``: gradient descent on ``L(w) = (w − 3)²`` with
-  ``dc.optim.sgd`` (``--lr``, ``--steps``, ``--start``).
+  ``dc.optim.sgd`` (``--lr``, ``--steps``, ``--start``). Each step multiplies
+  ``w − 3`` by ``1 − 2·lr``: for ``lr > 1`` the walk diverges and ends with a
+  line that says so (at ``lr = 1`` it oscillates and never converges).
 * ``descend example lr-decay``: the exponential learning-rate decay table from
   ``dc.schedules.exponential_decay`` (``--lr``, ``--decay-rate``, ``--epochs``).
 
@@ -32,11 +34,15 @@ def format_lr_table(rates: list[float]) -> list[str]:
 def run_quadratic(args: argparse.Namespace) -> int:
     walk = seeds.quadratic_walk(lr=args.lr, steps=args.steps, start=args.start)
     print("\n".join(format_walk(walk)))
+    rule = f"on L(w) = (w − 3)² gradient descent converges only for 0 < lr < 1, got lr = {args.lr:g}"
+    factor = abs(1 - 2 * args.lr)  # |w − 3| is multiplied by this each step
     if walk and not math.isfinite(walk[-1].loss):
-        print(
-            f"stopped: the walk diverged at iteration {walk[-1].iteration}; "
-            f"on L(w) = (w − 3)² gradient descent converges only for 0 < lr < 1, got lr = {args.lr:g}"
-        )
+        print(f"stopped: the walk diverged at iteration {walk[-1].iteration}; {rule}")
+    elif factor > 1 and args.start != seeds.TARGET:
+        print(f"diverged: the walk diverges, |w − 3| grows ×{factor:g} per step (|1 − 2·lr|); {rule}")
+    elif factor == 1 and args.start != seeds.TARGET:
+        jumps = f"w jumps between {args.start:g} and {6 - args.start:g}"
+        print(f"no convergence: the walk does not converge, {jumps}; {rule}")
     return 0
 
 

@@ -13,7 +13,8 @@ import math
 import re
 from pathlib import Path
 
-from descend.cli._common import UsageError, format_table, integer
+from descend import config
+from descend.cli._common import UsageError, check_output, format_table, integer
 from descend.lab import functions, landscape
 
 MAX_STEPS = 100_000
@@ -108,7 +109,7 @@ def _output(args: argparse.Namespace, problem: functions.Problem) -> Path:
     if out.suffix.lower() != suffix:
         other = "without --gif for a .png" if args.gif else "--gif for a .gif"
         raise UsageError(f"argument --out: {str(out)!r} must end in {suffix} (use {other})")
-    return out
+    return check_output(out, directory=False)  # before the paths are computed
 
 
 def run(args: argparse.Namespace) -> int:
@@ -142,7 +143,8 @@ def run(args: argparse.Namespace) -> int:
         if err.name is None or not err.name.startswith(("matplotlib", "PIL")):
             raise
         raise UsageError(
-            f"descend landscape draws with matplotlib, which is not installed: pip install 'descend[lab]' ({err})"
+            f"descend landscape draws with matplotlib, a dependency of descend that is not installed here: "
+            f"{config.INSTALL['matplotlib']} ({err})"
         ) from None
     kind = "GIF" if args.gif else "PNG"
     steps = max(t.steps_run for t in paths.values())
@@ -166,7 +168,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="draw optimizer paths on a 2-D test function (PNG, or GIF with --gif)",
         description="Run optimizers on a test function and draw their paths: a contour plot with one path per "
         "optimizer and the loss against the step beside it. Writes a PNG (an animated GIF with --gif), then "
-        "prints where it wrote and how each optimizer ended. Needs matplotlib (pip install 'descend[lab]').",
+        "prints where it wrote and how each optimizer ended. Draws with matplotlib (a dependency of descend).",
     )
     parser.add_argument(
         "--function",

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from descend.cli._common import UsageError, format_table, integer, number
+from descend.cli._common import UsageError, check_output, format_table, integer, number
 from descend.cli.train import add_config_options, overrides
 from descend.lab import lr_find as lf
 from descend.train import experiment as ex
@@ -38,7 +38,7 @@ def _output(text: str | None) -> Path:
         raise UsageError(f"argument --out: {str(out)!r} is a directory; give a file name ending in .png")
     if out.suffix.lower() != ".png":
         raise UsageError(f"argument --out: {str(out)!r} must end in .png")
-    return out
+    return check_output(out, directory=False)  # before the sweep is computed
 
 
 def curve_table(result: lf.LRFindResult, rows: int = TABLE_ROWS) -> str:

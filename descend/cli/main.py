@@ -1,8 +1,15 @@
 """Entry point of the ``descend`` command (console script and ``python -m descend``).
 
-Exit codes: 0 success; 2 usage error or any :class:`~descend.errors.DescendError`
-(reported as one line ``descend: error: ...`` on stderr, never a traceback);
-1 when stdout is closed early (``descend demo | head``); 130 on Ctrl-C.
+Exit codes:
+
+* 0: success;
+* 1: stdout was closed early (``descend demo | head``);
+* 2: usage error or any :class:`~descend.errors.DescendError` (reported as one line
+  ``descend: error: ...`` on stderr, never a traceback; nothing is written);
+* 3: ``descend train``: the training run diverged (one line ``descend: diverged at epoch N (loss inf)``
+  on stderr; the run directory is complete, its summary.json has status "diverged");
+* 130: interrupted (Ctrl-C).
+
 Anything else is a bug in descend and keeps its traceback.
 """
 

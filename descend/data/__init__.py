@@ -9,7 +9,16 @@
 descent and ``k`` mini-batch gradient descent.
 """
 
-from descend.data.dataset import Dataset, Splits, Standardization, from_arrays, standardize, train_validation_split
+from descend.data.dataset import (
+    MAX_CLASSES,
+    Dataset,
+    Normalization,
+    Splits,
+    Standardization,
+    from_arrays,
+    standardize,
+    train_validation_split,
+)
 from descend.data.download import cache_dir
 from descend.data.idx import parse_idx, read_idx, write_idx
 from descend.data.loader import Loader, batches
@@ -21,9 +30,11 @@ from descend.errors import DataError
 
 __all__ = [
     "DATASETS",
+    "MAX_CLASSES",
     "DataError",
     "Dataset",
     "Loader",
+    "Normalization",
     "Splits",
     "Standardization",
     "available",

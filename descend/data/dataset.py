@@ -1,10 +1,12 @@
 """Labelled data sets as plain NumPy arrays.
 
 A :class:`Dataset` holds ``x`` (float32, one sample per row of the first axis),
-``y`` (int64 class labels in ``[0, num_classes)``), ``num_classes``, a ``name``
-and optional class names. Every constructor validates its input once, with one
-clear message per problem, so the training loop never sees NaN pixels or a
-label 10 in a 10-class problem.
+``y`` (int64 class labels in ``[0, num_classes)``), ``num_classes``, a ``name``,
+optional class names and the :class:`Normalization` its inputs went through.
+Every constructor validates its input once, with one clear message per problem,
+so the training loop never sees NaN pixels or a label 10 in a 10-class problem.
+A class count inferred from the labels is at most :data:`MAX_CLASSES` (a stray
+label ``1e9`` would otherwise ask for a billion output units).
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ import numpy as np
 
 from descend.errors import DataError
 
+#: The most classes inferred from the labels (``max(y) + 1``); pass ``num_classes`` for more.
+MAX_CLASSES = 10_000
+
 
 @dataclass(frozen=True, eq=False, repr=False)
 class Dataset:
@@ -26,6 +31,7 @@ class Dataset:
 
     ``x`` is float32 of shape ``(n, ...)`` (images ``(n, 1, 28, 28)`` or flat ``(n, d)``);
     ``y`` is int64 of shape ``(n,)`` with every label in ``[0, num_classes)``.
+    ``normalization``: how ``x`` was derived from the raw inputs (None: it was not).
     Construction validates and converts (see :func:`from_arrays`); the arrays are
     not copied when they already have the right dtype and layout.
     """
@@ -35,6 +41,7 @@ class Dataset:
     num_classes: int
     name: str = "data"
     classes: tuple[str, ...] | None = None
+    normalization: Normalization | None = None
 
     def __post_init__(self) -> None:
         x, y, k, classes = _validate(self.x, self.y, self.num_classes, self.classes, owner=str(self.name))
@@ -45,11 +52,18 @@ class Dataset:
 
     @classmethod
     def _trusted(
-        cls, x: np.ndarray, y: np.ndarray, num_classes: int, name: str, classes: tuple[str, ...] | None
+        cls,
+        x: np.ndarray,
+        y: np.ndarray,
+        num_classes: int,
+        name: str,
+        classes: tuple[str, ...] | None,
+        normalization: Normalization | None = None,
     ) -> Dataset:
         """Build from arrays that are already validated (subsets, rescaled copies): no checks."""
         obj = object.__new__(cls)
-        for field, value in (("x", x), ("y", y), ("num_classes", num_classes), ("name", name), ("classes", classes)):
+        fields = {"x": x, "y": y, "num_classes": num_classes, "name": name, "classes": classes}
+        for field, value in {**fields, "normalization": normalization}.items():
             object.__setattr__(obj, field, value)
         return obj
 
@@ -78,7 +92,12 @@ class Dataset:
         if idx.size and (idx.min() < -len(self) or idx.max() >= len(self)):
             raise DataError(f"{self.name}: subset indices must be in [0, {len(self)}), got {idx.min()}..{idx.max()}")
         return Dataset._trusted(
-            np.take(self.x, idx, axis=0), np.take(self.y, idx), self.num_classes, self.name, self.classes
+            np.take(self.x, idx, axis=0),
+            np.take(self.y, idx),
+            self.num_classes,
+            self.name,
+            self.classes,
+            self.normalization,
         )
 
     def with_x(self, x: np.ndarray) -> Dataset:
@@ -123,6 +142,61 @@ class Standardization(NamedTuple):
         """``(x - mean) / std`` in float32; labels and metadata unchanged."""
         x = (ds.x - self.mean) / self.std
         return Dataset._trusted(x.astype(np.float32, copy=False), ds.y, ds.num_classes, ds.name, ds.classes)
+
+
+class Normalization(NamedTuple):
+    """Per-feature ``x ↦ (x − shift) / scale``, fitted on one data set (the training split), applied to others.
+
+    ``method``: ``"standard"`` (shift the mean, scale the standard deviation) or
+    ``"minmax"`` (shift the minimum, scale the range, so the fitted set spans
+    [0, 1]). A constant feature gets scale 1 (it is only shifted).
+    """
+
+    method: str
+    shift: np.ndarray  # float32, the sample shape
+    scale: np.ndarray  # float32, the sample shape, > 0
+
+    METHODS = ("standard", "minmax")
+
+    @classmethod
+    def fit(cls, ds: Dataset, method: str = "standard") -> Normalization:
+        if method not in cls.METHODS:
+            allowed = ", ".join(repr(m) for m in cls.METHODS)
+            raise DataError(f"Normalization: method must be one of {allowed}, got {method!r}")
+        x = ds.x
+        if method == "standard":
+            shift, scale = x.mean(axis=0, dtype=np.float64), x.std(axis=0, dtype=np.float64)
+        else:
+            low = x.min(axis=0).astype(np.float64)
+            shift, scale = low, x.max(axis=0).astype(np.float64) - low
+        scale = np.where(scale > 0, scale, 1.0)
+        return cls(method, shift.astype(np.float32), scale.astype(np.float32))
+
+    def apply(self, ds: Dataset) -> Dataset:
+        """``(x − shift) / scale`` in float32; labels and metadata unchanged; remembers ``self``."""
+        if ds.sample_shape != self.shift.shape:
+            raise DataError(
+                f"Normalization: fitted on samples of shape {self.shift.shape}, got {ds.name} with {ds.sample_shape}"
+            )
+        with np.errstate(over="ignore"):
+            x = ((ds.x - self.shift) / self.scale).astype(np.float32, copy=False)
+        if not np.isfinite(x).all():
+            raise DataError(f"Normalization: {ds.name} has values beyond the float32 range after {self.method} scaling")
+        return Dataset._trusted(x, ds.y, ds.num_classes, ds.name, ds.classes, self)
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"method": ..., "shift": [...], "scale": [...]}`` (nested lists for image samples)."""
+        return {"method": self.method, "shift": self.shift.tolist(), "scale": self.scale.tolist()}
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> Normalization:
+        try:
+            method, shift, scale = obj["method"], obj["shift"], obj["scale"]
+        except (KeyError, TypeError):
+            raise DataError(f"Normalization: expected {{'method', 'shift', 'scale'}}, got {obj!r}") from None
+        if method not in cls.METHODS:
+            raise DataError(f"Normalization: method must be one of {', '.join(cls.METHODS)}, got {method!r}")
+        return cls(method, np.asarray(shift, dtype=np.float32), np.asarray(scale, dtype=np.float32))
 
 
 def standardize(splits: Splits, *, per_feature: bool = False) -> Splits:
@@ -203,6 +277,12 @@ def _validate(
     if lo < 0:
         raise DataError(f"{owner}: labels must be >= 0, got {lo} at y[{int(np.argmin(y))}]")
     if num_classes is None:
+        if classes is None and hi >= MAX_CLASSES:
+            raise DataError(
+                f"{owner}: label {hi} at y[{int(np.argmax(y))}] would make {hi + 1} classes; at most "
+                f"{MAX_CLASSES} classes are inferred from the labels (labels are 0..K-1); "
+                "pass num_classes to allow more"
+            )
         num_classes = len(classes) if classes is not None else hi + 1
     if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) or int(num_classes) < 1:
         raise DataError(f"{owner}: num_classes must be an integer >= 1, got {num_classes!r}")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from descend.data.dataset import Dataset
+from descend.data.dataset import MAX_CLASSES, Dataset
 from descend.errors import DataError
 
 
@@ -31,8 +31,10 @@ def from_csv(
     default the last column) or its name in the header row.
     ``header``: whether the first row holds column names; ``None`` guesses (a first
     row whose feature fields are not all numbers is a header).
-    Labels are integers ``0..k-1``, or names: then ``classes`` fixes their order,
-    and by default the sorted distinct names become the classes.
+    Labels are integers ``0..k-1`` (``k`` is at most :data:`~descend.data.dataset.MAX_CLASSES`
+    unless ``num_classes`` is given), or names: then ``classes`` fixes their order,
+    and by default the sorted distinct names become the classes. Without ``classes``,
+    the labels are all integers or all names (not numbers): a mix is an error.
     Blank lines are skipped; every other problem names its line and column.
     """
     path = Path(path)
@@ -131,22 +133,35 @@ def _labels(
     colname: str,
     col: int,
 ) -> tuple[np.ndarray, tuple[str, ...] | None]:
+    def where(i: int) -> str:
+        return f"{owner} line {data[i][0]}, column {col + 1} ({colname!r}): label {raw[i]!r}"
+
     ints = [_as_int(s) for s in raw]
     if all(v is not None for v in ints):
         limit = num_classes if num_classes is not None else (len(classes) if classes is not None else None)
         for i, v in enumerate(ints):
             if v < 0 or (limit is not None and isinstance(limit, int) and v >= limit):
                 allowed = "must be >= 0" if limit is None else f"must be in [0, {limit})"
+                raise DataError(f"{where(i)} {allowed}")
+            if limit is None and v >= MAX_CLASSES:
                 raise DataError(
-                    f"{owner} line {data[i][0]}, column {col + 1} ({colname!r}): label {raw[i]!r} {allowed}"
+                    f"{where(i)} would make {v + 1} classes; labels are 0..K-1 with at most {MAX_CLASSES} classes "
+                    "(pass num_classes to allow more)"
                 )
         return np.asarray(ints, dtype=np.int64), None if classes is None else tuple(classes)
     if classes is None:
         numeric = [s for s, v in zip(raw, ints, strict=True) if v is None and _is_number(s)]
         if numeric:
-            i = raw.index(numeric[0])
+            raise DataError(f"{where(raw.index(numeric[0]))} is not an integer")
+        named = [i for i, v in enumerate(ints) if v is None]
+        integral = [i for i, v in enumerate(ints) if v is not None]
+        if integral:  # a mix: name the odd one out (the first of the rarer kind)
+            i = named[0] if len(named) <= len(integral) else integral[0]
+            kind, others = ("a name", "integers") if ints[i] is None else ("an integer", "names")
+            other = (integral if ints[i] is None else named)[0]
             raise DataError(
-                f"{owner} line {data[i][0]}, column {col + 1} ({colname!r}): label {raw[i]!r} is not an integer"
+                f"{where(i)} is {kind}, but other labels are {others} (line {data[other][0]}: {raw[other]!r}); "
+                "labels are either all integers 0..K-1 or all class names"
             )
         classes = sorted(set(raw))
     classes = tuple(classes)

@@ -18,8 +18,11 @@ parallel over worker processes; each is an ordinary run directory as ``descend t
 Everything is rebuilt from the run directories: a run whose ``summary.json`` exists is finished and
 never recomputed; one with a checkpoint but no summary continues from its checkpoint (bitwise as if
 never interrupted), so an interrupted comparison resumes where it stopped. Each worker writes only
-into its own run's directory and only the parent writes the manifest (atomically), so concurrent
-results are never lost or mixed. A directory that does not match the plan (another format version,
+into its own run's directory, holding its lock (:mod:`descend.train.lock`; the parent holds the root's),
+and only the parent writes the manifest (atomically), so concurrent results are never lost or mixed.
+Workers die with the parent, even when it is SIGKILLed, so the same command can be rerun at once. A plan
+is checked whole (every run's optimizer, schedule and callbacks built once, the data loaded) before
+anything is written. A directory that does not match the plan (another format version,
 a run's ``config.json`` edited, a run that is not part of the grid) is reported as a
 :class:`ComparisonError`, never silently mixed in.
 
@@ -37,20 +40,24 @@ import math
 import multiprocessing
 import os
 import queue as queue_module
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from descend._io import atomic_write_text
 from descend.errors import DescendError, ParameterError
 from descend.train import experiment as ex
+from descend.train import lock
 from descend.train.callbacks import Callback
 
 #: Written into ``comparison.json``; a directory with another value was made by another version.
 FORMAT = "descend-compare/1"
-MANIFEST, PLAN_TOML, RUNS, LOCK = "comparison.json", "experiment.toml", "runs", ".lock"
+MANIFEST, PLAN_TOML, RUNS, LOCK = "comparison.json", "experiment.toml", "runs", lock.LOCK_NAME
 
 #: The seed documents' optimizers, plus AdamW.
 DEFAULT_OPTIMIZERS: tuple[str, ...] = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
@@ -75,6 +82,17 @@ DEFAULT_GRIDS: dict[str, tuple[float, ...]] = {
     "rprop": (3e-5, 1e-4, 3e-4, 1e-3, 3e-3),
     "adafactor": (1e-3, 3e-3, 0.01, 0.03, 0.1),
     "lion": (1e-5, 3e-5, 1e-4, 3e-4, 1e-3),
+    "lamb": (1e-3, 3e-3, 0.01, 0.03, 0.1),
+    "lars": _MOMENTUM_GRID,
+    "adopt": _ADAPTIVE_GRID,
+    "ademamix": _ADAPTIVE_GRID,
+    "schedule-free-sgd": _SGD_GRID,
+    "schedule-free-adamw": _ADAPTIVE_GRID,
+    "muon": (3e-3, 0.01, 0.02, 0.05, 0.1),
+    "prodigy": (0.1, 0.3, 1.0, 3.0),
+    "soap": _ADAPTIVE_GRID,
+    "sam": _MOMENTUM_GRID,
+    "asam": _MOMENTUM_GRID,
 }
 DEFAULT_EPOCHS = 20
 DEFAULT_SEEDS = 3
@@ -210,8 +228,12 @@ def make_plan(
     strays = sorted(set(args) - set(names))
     if strays:
         raise ParameterError(f"compare: optimizer_args given for {', '.join(strays)}, not among the optimizers")
-    if target is not None and not (isinstance(target, int | float) and math.isfinite(target)):
-        raise ParameterError(f"compare: target must be a number, got {target!r}")
+    metric = "val_accuracy" if shared["validation"] else "accuracy"
+    fraction = isinstance(target, int | float) and not isinstance(target, bool) and 0 < target <= 1
+    if target is not None and not fraction:
+        raise ParameterError(
+            f"compare: target must be in (0, 1] for the metric {metric} (an accuracy: 0.9 is 90 %), got {target!r}"
+        )
 
     plan = {
         "base": shared,
@@ -225,7 +247,29 @@ def make_plan(
     plan = _listify(plan)
     for spec in planned_runs(plan):  # every run's configuration is valid, and its optimizer accepts its args
         _check_optimizer_args(spec.optimizer, spec.config["optimizer_args"])
+    _check_builds(plan)
     return plan
+
+
+def _check_builds(plan: Mapping[str, Any]) -> None:
+    """Build every run's optimizer, schedule and callbacks once, on a tiny stand-in model, so that a bad
+    value (``betas = [0.9]``, ``step_size = -1``) is reported now, not by a worker after the comparison
+    directory has been written. (The seed does not enter these builds: the search runs stand for all.)"""
+    from descend.nn import logistic
+
+    model = logistic(4, 2)
+    has_validation = bool(plan["base"]["validation"])
+    for spec in planned_runs(plan):
+        try:
+            rate = ex.build_schedule(spec.config, 1)
+            if callable(rate):
+                rate(0)
+            ex.build_optimizer(spec.config, model, 1)
+            ex.build_callbacks(spec.config, has_validation)
+        except DescendError as e:
+            raise ParameterError(f"compare: {spec.optimizer} at lr {format_lr(spec.lr)}: {e}") from None
+        except TypeError as e:  # an unexpected keyword in schedule_args
+            raise ParameterError(f"compare: {spec.optimizer} at lr {format_lr(spec.lr)}: bad arguments ({e})") from None
 
 
 def _check_optimizer_args(name: str, args: Mapping[str, Any]) -> None:
@@ -279,16 +323,23 @@ TOML_KEYS = ("optimizers", "lrs", "grid", "seeds", "optimizer_args", "target")
 def read_experiment(path: str | os.PathLike) -> dict[str, Any]:
     """An experiment file (TOML) as keyword arguments of :func:`make_plan` (``base`` and the rest).
 
-    A syntax error names its line; an unknown key lists the valid ones. A relative ``dataset`` path
-    is taken relative to the file.
+    A syntax error names its line; an unknown key lists the valid ones. A relative ``dataset`` or
+    ``test_data`` path is taken relative to the file. The file is UTF-8 text (as TOML requires).
     """
     import tomllib
 
     path = Path(path)
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except OSError as e:
         raise ComparisonError(f"{path}: cannot read the experiment file ({e.strerror or e})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ComparisonError(
+            f"{path}: not UTF-8 text (byte {e.start}: {raw[e.start : e.start + 1]!r}); a TOML experiment file "
+            "must be saved as UTF-8"
+        ) from None
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -298,11 +349,12 @@ def read_experiment(path: str | os.PathLike) -> dict[str, Any]:
     if unknown:
         raise ComparisonError(f"{path}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(valid)}")
     base = {k: doc[k] for k in BASE_KEYS if k in doc}
-    dataset = base.get("dataset")
-    if isinstance(dataset, str) and dataset.lower().replace("_", "-") not in ex.BUILTIN_DATASETS:
-        candidate = path.parent / dataset
-        if not Path(dataset).is_absolute() and candidate.exists():
-            base["dataset"] = str(candidate.resolve())
+    for key in ("dataset", "test_data"):
+        value = base.get(key)
+        if isinstance(value, str) and value.lower().replace("_", "-") not in ex.BUILTIN_DATASETS:
+            candidate = path.parent / value
+            if not Path(value).is_absolute() and candidate.exists():
+                base[key] = str(candidate.resolve())
     kwargs: dict[str, Any] = {"base": base}
     if "optimizers" in doc:
         kwargs["optimizers"] = _names_of(path, "optimizers", doc["optimizers"])
@@ -427,9 +479,7 @@ def _toml_value(value: Any) -> str:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    atomic_write_text(path, text)
 
 
 def _read_json(path: Path, what: str) -> Any:
@@ -748,21 +798,9 @@ def _difference(saved: Any, planned: dict[str, Any]) -> str:
 
 @contextlib.contextmanager
 def _locked(root: Path) -> Iterator[None]:
-    """Only one ``descend compare`` writes a directory at a time."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX
+    """Only one ``descend compare`` writes a directory at a time (each worker also locks its run's directory)."""
+    with lock.hold(root, "descend compare", kind="comparison directory"):
         yield
-        return
-    with (root / LOCK).open("a") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise ComparisonError(f"{root}: another descend compare is running in this directory") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _write_manifest(root: Path, manifest: dict[str, Any]) -> None:
@@ -833,15 +871,57 @@ _WORKER_ENV = {
 }
 
 
-def _init_worker(progress_queue: Any) -> None:
-    import signal
+def _init_worker(progress_queue: Any, parent_pid: int | None = None) -> None:
     import warnings
 
     global _QUEUE
+    if parent_pid is not None:
+        _die_with_parent(parent_pid)
     _QUEUE = progress_queue
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it stops the workers itself
     # Overflow on the way to a NaN is how a diverging run ends; its summary says "diverged".
     warnings.simplefilter("ignore", RuntimeWarning)
+
+
+#: Linux prctl option: the signal the kernel sends this process when its parent dies.
+_PR_SET_PDEATHSIG = 1
+#: Seconds between the fallback watchdog's looks at the parent pid.
+_WATCH_INTERVAL = 0.2
+#: Seconds a worker waits for its run directory's lock (a killed comparison's worker may still be dying).
+_RUN_LOCK_WAIT = 5.0
+
+
+def _die_with_parent(parent_pid: int, interval: float = _WATCH_INTERVAL) -> None:
+    """End this worker when the comparison that started it ends, even by SIGKILL: a worker that lived on
+    would keep writing run directories that a rerun of the comparison writes too.
+
+    On Linux the kernel sends SIGKILL when the parent dies (``prctl(PR_SET_PDEATHSIG)``); everywhere, a
+    daemon thread checks every ``interval`` seconds that the parent pid is still ours (an orphan is
+    adopted by another process) and kills the worker otherwise.
+    """
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):  # best effort: the watchdog below covers a failure
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != parent_pid:  # the parent died before the prctl: no signal will come
+        _kill_self()
+    threading.Thread(target=_watch_parent, args=(parent_pid, interval), name="descend-watch-parent",
+                     daemon=True).start()  # fmt: skip
+
+
+def _watch_parent(parent_pid: int, interval: float) -> None:
+    while True:
+        time.sleep(interval)
+        if os.getppid() != parent_pid:
+            _kill_self()
+
+
+def _kill_self() -> None:
+    if hasattr(signal, "SIGKILL"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    os._exit(1)  # pragma: no cover - no SIGKILL (Windows)
 
 
 def _warm_up(config: dict[str, Any], data) -> None:
@@ -850,6 +930,12 @@ def _warm_up(config: dict[str, Any], data) -> None:
     if config["optimizer"] in _WARM:
         return
     _WARM.add(config["optimizer"])
+    if config.get("backend") == "torch":
+        from descend.torch.training import warm_up
+
+        with contextlib.suppress(Exception):  # best effort, as below
+            warm_up(config, data)
+        return
     import numpy as np
 
     from descend.nn import CrossEntropyLoss
@@ -865,25 +951,30 @@ def _warm_up(config: dict[str, Any], data) -> None:
         tx.update(np.zeros_like(model.params), state, model.params)
 
 
+#: The configuration keys that decide a run's data (its split depends on the seed).
+_DATA_KEYS = ("dataset", "validation", "seed", "data_dir", "normalize", "label_column", "test_data")
+
+
 def _data_for(config: dict[str, Any]):
     """The data of a configuration, loaded once per worker (the split depends on the seed)."""
-    key = json.dumps([config[k] for k in ("dataset", "validation", "seed", "data_dir")])
+    key = json.dumps([config.get(k) for k in _DATA_KEYS])
     if key not in _DATA:
         _DATA[key] = ex.load_data(config)
     return _DATA[key]
 
 
 def _train(relpath: str, run_dir: str, config: dict[str, Any]) -> dict[str, Any]:
-    """Worker: train (or continue) one run in its own directory; returns its summary."""
+    """Worker: train (or continue) one run in its own directory, holding its lock; returns its summary."""
     out = Path(run_dir)
-    resume = (out / ex.CHECKPOINT).exists()
-    if not resume:  # a run killed before its first checkpoint: start it again from scratch
-        for name in (ex.CONFIG, ex.METRICS):
-            (out / name).unlink(missing_ok=True)
     callbacks = [] if _QUEUE is None else [_Reporter(relpath, _QUEUE)]
     data = _data_for(config)
     _warm_up(config, data)
-    return ex.run(config, out, resume=resume, callbacks=callbacks, data=data)
+    with lock.hold(out, f"descend compare worker of pid {os.getppid()}", wait=_RUN_LOCK_WAIT):
+        resume = (out / ex.CHECKPOINT).exists()
+        if not resume:  # a run killed before its first checkpoint: start it again from scratch
+            for name in (ex.CONFIG, ex.METRICS):
+                (out / name).unlink(missing_ok=True)
+        return ex.run(config, out, resume=resume, callbacks=callbacks, data=data)
 
 
 class _Reporter(Callback):
@@ -1069,15 +1160,41 @@ def run_comparison(
             raise ComparisonError(f"{root} is not a comparison directory (no {MANIFEST})")
         if root.exists() and any(p.name != LOCK for p in root.iterdir()):  # before the lock file: touch nothing
             raise ComparisonError(f"{root} exists and is not a comparison directory; choose another --out")
-    root.mkdir(parents=True, exist_ok=True)
-    with _locked(root):
+    if plan is not None:  # everything is checked before anything is written: the plan, then its data
+        plan = _normal_plan(plan)
+        _load_first_data(plan)
+    with _locked(root):  # creates root (and removes it again, still empty, if anything fails before prepare)
         comparison = prepare(root, plan)
-        plan = comparison.plan
-        ex.load_data(run_config(plan, plan["optimizers"][0], plan["grid"][plan["optimizers"][0]][0], plan["seeds"][0]))
+        if plan is None:
+            _load_first_data(comparison.plan)
         _execute(comparison, workers, progress)
         comparison.refresh()
         verify(comparison)
     return comparison
+
+
+def _normal_plan(plan: Mapping[str, Any]) -> dict[str, Any]:
+    """``plan`` checked as :func:`make_plan` checks it (a hand-made plan is held to the same rules)."""
+    try:
+        again = make_plan(
+            plan["base"],
+            optimizers=plan["optimizers"],
+            grid=plan["grid"],
+            seeds=plan["seeds"],
+            optimizer_args=plan["optimizer_args"],
+            target=plan["target"],
+        )
+    except (KeyError, TypeError) as e:
+        raise ComparisonError(f"compare: the plan is incomplete ({e}); build it with make_plan") from None
+    if again != _listify(dict(plan)):
+        raise ComparisonError("compare: the plan is not in make_plan's normal form; build it with make_plan")
+    return again
+
+
+def _load_first_data(plan: Mapping[str, Any]) -> None:
+    """Load the data set once in the parent: a missing or bad data set is reported before any run starts."""
+    first = plan["optimizers"][0]
+    ex.load_data(run_config(plan, first, plan["grid"][first][0], plan["seeds"][0]))
 
 
 def _execute(comparison: Comparison, workers: int, progress: Progress) -> None:
@@ -1113,7 +1230,7 @@ def _execute(comparison: Comparison, workers: int, progress: Progress) -> None:
     futures: dict[cf.Future, RunSpec] = {}
     with _worker_environment():
         pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                                      initargs=(messages,))  # fmt: skip
+                                      initargs=(messages, os.getpid()))  # fmt: skip
     try:
 
         def submit(spec: RunSpec) -> None:

@@ -247,7 +247,10 @@ def _out_path(out: str | os.PathLike[str]) -> Path:
         raise ParameterError(f"landscape: output path {str(path)!r} is a directory; give a file name")
     if path.exists() and not path.is_file():
         raise ParameterError(f"landscape: output path {str(path)!r} exists and is not a regular file")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # a parent that is a file, a read-only directory
+        raise ParameterError(f"landscape: cannot create the folder of {str(path)!r} ({e.strerror or e})") from None
     return path
 
 
@@ -443,7 +446,10 @@ def plot_landscape(
     if not animate:
         drawing.show(drawing.longest)
         if path is not None:
-            drawing.fig.savefig(path, format="png", dpi=dpi)
+            try:
+                drawing.fig.savefig(path, format="png", dpi=dpi)
+            except OSError as e:
+                raise ParameterError(f"landscape: cannot write {str(path)!r} ({e.strerror or e})") from None
         return drawing.fig
 
     from matplotlib.animation import PillowWriter

@@ -49,6 +49,7 @@ import numpy as np
 from descend._validation import Interval, check
 from descend.errors import ParameterError
 from descend.optim.base import GradientTransformation
+from descend.optim.regularization import penalty
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -209,10 +210,7 @@ def _sweep(net, loss_fn, tx, batches, schedule, steps, beta, diverge_threshold, 
             break
         net.backward(loss_fn.backward(), input_grad=False)
         if mask is not None:
-            if l2:
-                grads += (float(l2) * mask) * params
-            if l1:
-                grads += (float(l1) * mask) * np.sign(params)
+            penalty(params, grads, float(l1), float(l2), mask, value=False)
         updates, state = tx.update(grads, state, params)
         np.add(params, updates, out=params)
         lrs.append(schedule(t))  # the rate given to the optimizer (ASGD decays it further internally)
@@ -346,7 +344,10 @@ def plot_lr_find(
     ax.legend(loc="upper left", fontsize="small")
     fig.tight_layout()
     if path is not None:
-        fig.savefig(path, format="png", dpi=dpi)
+        try:
+            fig.savefig(path, format="png", dpi=dpi)
+        except OSError as e:
+            raise ParameterError(f"plot_lr_find: cannot write {str(path)!r} ({e.strerror or e})") from None
     return fig
 
 
@@ -358,7 +359,10 @@ def _out_path(out: str | os.PathLike[str]) -> Path:
     path = Path(out)
     if path.is_dir():
         raise ParameterError(f"plot_lr_find: output path {str(path)!r} is a directory; give a file name")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # a parent that is a file, a read-only directory
+        raise ParameterError(f"plot_lr_find: cannot create the folder of {str(path)!r} ({e.strerror or e})") from None
     return path
 
 

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from descend._io import atomic_write_text
 from descend.lab.compare import Comparison, RunResult, format_lr, plan_to_toml
 from descend.train import experiment as ex
 
@@ -570,9 +571,7 @@ def write_report(comparison: Comparison, out: str | os.PathLike | None = None) -
     findings = gradient_findings(comparison)
     page = _html(comparison, images, findings, stops)
     path = out / REPORT
-    tmp = path.with_name(f".{REPORT}.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, page)
     return path
 
 

@@ -26,8 +26,11 @@ from typing import Any
 
 import numpy as np
 
-#: ``False`` turns batch-parallel passes off (the serial code computes the same values up to summation order).
-ENABLED: bool = os.environ.get("DESCEND_BATCH_PARALLEL", "1") != "0"
+from descend import config
+
+# ``ENABLED`` (read and written through ``descend.config.batch_parallel``, env ``DESCEND_BATCH_PARALLEL``): ``False``
+# turns batch-parallel passes off (the serial code computes the same values up to summation order).
+config.module_switches(__name__, {"ENABLED": "batch_parallel"})
 
 _lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
@@ -57,9 +60,22 @@ def _openblas() -> tuple[Any, Any] | None:
     return _api or None
 
 
+def get_threads() -> int | None:
+    """numpy's OpenBLAS thread count (None: its bundled OpenBLAS was not found)."""
+    api = _openblas()
+    return None if api is None else int(api[0]())
+
+
+def set_threads(n: int) -> None:
+    """Set numpy's OpenBLAS thread count (``descend.config.blas_threads`` calls this; nothing if not found)."""
+    api = _openblas()
+    if api is not None:
+        api[1](int(n))
+
+
 def parts() -> int:
     """How many threads a batch-parallel section would use now (1: run serially)."""
-    if not ENABLED:
+    if not config.state.batch_parallel:
         return 1
     api = _openblas()
     if api is None:
@@ -101,7 +117,7 @@ MIN_BYTES = 1 << 20
 
 def ranges(n: int, nbytes: int) -> list[tuple[int, int]] | None:
     """Batch slices for :func:`run` if a pass over ``nbytes`` bytes is worth splitting ``n`` rows now, else None."""
-    if nbytes < MIN_BYTES:
+    if nbytes < MIN_BYTES or not config.state.batch_parallel:
         return None
     k = parts()
     return slices(n, k) if 1 < k <= n else None

@@ -48,15 +48,17 @@ from typing import Any
 
 import numpy as np
 
+from descend import config
 from descend.errors import ParameterError
 from descend.nn import _blas, _fast
 from descend.nn.linear import positive_int
 from descend.nn.module import Module, ShapeError, fmt_shape
 
-#: Stride-1 convolutions whose output is as wide as the input ("same" padding, e.g. 3×3 with padding 1)
-#: compute only the kept positions, lay ``cols`` out as ``(C·Πk, N, L)`` and use a batched GEMM (see the
-#: module docstring); ``False`` sends them down the general path (the tests compare the two).
-SAME_WIDTH_PATH = True
+# ``SAME_WIDTH_PATH`` (read and written through ``descend.config.conv_same_width``, env
+# ``DESCEND_CONV_SAME_WIDTH``): stride-1 convolutions whose output is as wide as the input ("same" padding, e.g.
+# 3×3 with padding 1) compute only the kept positions, lay ``cols`` out as ``(C·Πk, N, L)`` and use a batched
+# GEMM (see the module docstring); ``False`` sends them down the general path (the tests compare the two).
+config.module_switches(__name__, {"SAME_WIDTH_PATH": "conv_same_width"})
 _SMALL_K = 32  # C·Πk up to which dW is a sum of per-sample GEMMs (no transposed copy of dY)
 _CHUNK_BYTES = 4 << 20  # size of the slab of dcols computed and summed back at a time
 #: Elements of ``cols`` from which a same-width conv with ``C·Πk > 32`` runs batch-parallel (``descend.nn._blas``)
@@ -234,7 +236,7 @@ class _ConvNd(Module):
     def _geometry(self, size: list[int]) -> tuple[int, int, int, int, int, int] | None:
         """``(h, w, kh, kw, ph, pw)`` (a 1-D convolution is a 2-D one with ``h = 1``) if the
         exact-position path applies: stride 1 and an output as wide as the input."""
-        if not SAME_WIDTH_PATH or any(st != 1 for st in self.stride):
+        if not config.state.conv_same_width or any(st != 1 for st in self.stride):
             return None
         h, w = (1, size[0]) if self.nd == 1 else size
         kh, kw = (1, *self.kernel_size) if self.nd == 1 else self.kernel_size

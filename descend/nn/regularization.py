@@ -14,6 +14,9 @@ choose otherwise.
 
     L2 (seed 002, ridge):  R = λ/2 · Σ w²,  ∂R/∂w = λ·w   (the coupled weight decay of torch.optim)
     L1 (lasso):            R = λ · Σ |w|,   ∂R/∂w = λ·sign(w)
+
+The arithmetic is :func:`descend.optim.regularization.penalty`, the one implementation that the
+Trainer's ``l1`` / ``l2`` and ``lr_find`` use too.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import numpy as np
 
 from descend._validation import NONNEGATIVE, check
 from descend.nn.module import Module, ShapeError
+from descend.optim.regularization import penalty
 
 
 def _segments(model: Module, mask: Any) -> list[tuple[slice, Any]]:
@@ -40,27 +44,18 @@ def _segments(model: Module, mask: Any) -> list[tuple[slice, Any]]:
 def l2_penalty(model: Module, lam: float, mask: Any = None) -> float:
     """``λ/2 · Σ w²`` over the weights; adds ``λ·w`` into ``model.grads``."""
     lam = float(check("l2_penalty", "lam", lam, NONNEGATIVE))
-    total = 0.0
-    if lam == 0.0:
-        return total
-    p, g = model.params, model.grads
-    for sl, m in _segments(model, mask):
-        w = p[sl] if m is None else p[sl] * m
-        total += float(np.dot(w, p[sl]))
-        g[sl] += lam * w
-    return 0.5 * lam * total
+    return _apply(model, mask, l2=lam)
 
 
 def l1_penalty(model: Module, lam: float, mask: Any = None) -> float:
     """``λ · Σ |w|`` over the weights; adds ``λ·sign(w)`` into ``model.grads``."""
     lam = float(check("l1_penalty", "lam", lam, NONNEGATIVE))
-    total = 0.0
-    if lam == 0.0:
-        return total
+    return _apply(model, mask, l1=lam)
+
+
+def _apply(model: Module, mask: Any, l1: float = 0.0, l2: float = 0.0) -> float:
+    """:func:`descend.optim.regularization.penalty` on each run of the buffer it applies to."""
+    if l1 == 0.0 and l2 == 0.0:
+        return 0.0
     p, g = model.params, model.grads
-    for sl, m in _segments(model, mask):
-        a = np.abs(p[sl]) if m is None else np.abs(p[sl]) * m
-        total += float(np.sum(a, dtype=np.float64))
-        s = np.sign(p[sl])
-        g[sl] += lam * (s if m is None else s * m)
-    return lam * total
+    return float(sum(penalty(p[sl], g[sl], l1=l1, l2=l2, mask=m) for sl, m in _segments(model, mask)))

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-import numpy as np
-
 from descend._validation import Interval, check
+from descend.optim._backend import tree_namespace
 from descend.optim.base import GradientTransformation
 from descend.optim.masking import IS_TRANSFORMATION
 from descend.optim.tree import Tree, check_same_structure, tree_map, tree_zeros_like
@@ -60,8 +59,9 @@ def accumulate(inner: GradientTransformation, every_k: int) -> GradientTransform
 
     def update(updates: Tree, state: AccumulateState, params: Tree | None = None):
         check_same_structure(updates, state.acc_grads, "grads", "accumulated grads", owner)
-        # np.asarray(..., dtype): the sum stays in the params' dtype (and 0-d leaves stay arrays) for state I/O
-        acc = tree_map(lambda a, g: np.asarray(a + g, dtype=a.dtype), state.acc_grads, updates)
+        xp = tree_namespace(updates)
+        # asarray(..., dtype): the sum stays in the params' dtype (and 0-d leaves stay arrays) for state I/O
+        acc = tree_map(lambda a, g: xp.asarray(a + g, dtype=a.dtype), state.acc_grads, updates)
         if state.mini_step + 1 < k:
             return tree_zeros_like(updates), AccumulateState(state.mini_step + 1, acc, state.inner_state)
         mean = tree_map(lambda a: a / kf, acc)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import numpy as np
-
 from descend._validation import NONNEGATIVE, UNIT_CLOSED, check
+from descend.optim._backend import tree_namespace
 from descend.optim.base import GradientTransformation
 from descend.optim.tree import Tree, tree_map, tree_zeros_like
 
@@ -38,8 +37,9 @@ def scale_by_adadelta(rho: float = 0.9, eps: float = 1e-6, owner: str = "scale_b
         return ScaleByAdadeltaState(0, tree_zeros_like(params), tree_zeros_like(params))
 
     def update(updates: Tree, state: ScaleByAdadeltaState, params: Tree | None = None):
+        xp = tree_namespace(updates)
         sq = tree_map(lambda v, g: r * v + ((1.0 - r) * g) * g, state.square_avg, updates)
-        delta = tree_map(lambda a, v, g: (np.sqrt(a + eps) / np.sqrt(v + eps)) * g, state.acc_delta, sq, updates)
+        delta = tree_map(lambda a, v, g: (xp.sqrt(a + eps) / xp.sqrt(v + eps)) * g, state.acc_delta, sq, updates)
         acc = tree_map(lambda a, d: r * a + ((1.0 - r) * d) * d, state.acc_delta, delta)
         return delta, ScaleByAdadeltaState(state.count + 1, sq, acc)
 

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-import numpy as np
-
 from descend._validation import LEARNING_RATE, NONNEGATIVE, Constraint, Interval, check
 from descend.errors import ParameterError
+from descend.optim._backend import namespace, ndim, size, zeros
 from descend.optim._lerp import lerp
 from descend.optim.base import GradientTransformation
 from descend.optim.learning_rate import ScalarOrSchedule, resolve_lr
@@ -44,17 +43,17 @@ BETA2_DECAY = Interval(None, 0, closed="right")  # (-inf, 0]
 CLIP_THRESHOLD = Interval(1, None, closed="left")  # [1, inf)
 
 
-def _factored(x: np.ndarray) -> bool:
-    return np.ndim(x) > 1
+def _factored(x: Any) -> bool:
+    return ndim(x) > 1
 
 
-def _mean_square(g: np.ndarray, axis: int) -> np.ndarray:
+def _mean_square(xp: Any, g: Any, axis: int) -> Any:
     # torch: norm(g, dim).square_().div_(n), which rounds through the square root
-    return np.square(np.sqrt(np.sum(g * g, axis=axis, keepdims=True))) / g.shape[axis]
+    return xp.square(xp.sqrt(xp.sum(g * g, axis=axis, keepdims=True))) / g.shape[axis]
 
 
-def _rms(x: np.ndarray) -> float:
-    return float(np.sqrt(np.sum(x * x))) / (x.size**0.5)
+def _rms(xp: Any, x: Any) -> float:
+    return float(xp.sqrt(xp.sum(x * x))) / (size(x) ** 0.5)
 
 
 def scale_by_adafactor(
@@ -81,7 +80,7 @@ def scale_by_adafactor(
         u_t = g / √max(v̂_t, ε₁²)
         θ ← θ·(1 − η·λ) − α_t · u_t / max(1, RMS(u_t)/d)
 
-    ``ε₁ = None`` means ``np.finfo(θ.dtype).eps``. This is torch's
+    ``ε₁ = None`` means the machine epsilon of θ's dtype (``finfo(θ.dtype).eps``). This is torch's
     ``_single_tensor_adafactor``; it departs from the paper in three places: ε₁
     clamps the variance estimate (and the mean of R) from below instead of being
     added to g² (the paper and Keras add ε₁ = 1e-30); there is no first moment
@@ -107,13 +106,13 @@ def scale_by_adafactor(
 
     def init(params: Tree) -> ScaleByAdafactorState:
         def row(p):
-            return np.zeros((*p.shape[:-1], 1), dtype=p.dtype) if _factored(p) else None
+            return zeros((*p.shape[:-1], 1), like=p) if _factored(p) else None
 
         def col(p):
-            return np.zeros((*p.shape[:-2], 1, p.shape[-1]), dtype=p.dtype) if _factored(p) else None
+            return zeros((*p.shape[:-2], 1, p.shape[-1]), like=p) if _factored(p) else None
 
         def full(p):
-            return None if _factored(p) else np.zeros_like(p)
+            return None if _factored(p) else namespace(p).zeros_like(p)
 
         return ScaleByAdafactorState(
             0, resolve_lr(lr, 0), 1.0, tree_map(row, params), tree_map(col, params), tree_map(full, params)
@@ -129,17 +128,18 @@ def scale_by_adafactor(
         rho = min(eta, 1.0 / (step**0.5))
 
         def leaf(g, p, r, c, v):
-            e1 = float(np.finfo(p.dtype).eps) if eps1 is None else eps1
-            alpha = max(eps2, _rms(p)) * rho
+            xp = namespace(g)
+            e1 = float(xp.finfo(p.dtype).eps) if eps1 is None else eps1
+            alpha = max(eps2, _rms(xp, p)) * rho
             if _factored(g):
-                r = lerp(r, _mean_square(g, -1), weight)
-                c = lerp(c, _mean_square(g, -2), weight)
-                var_estimate = np.matmul(r, c) / np.maximum(np.mean(r, axis=-2, keepdims=True), e1)
+                r = lerp(r, _mean_square(xp, g, -1), weight)
+                c = lerp(c, _mean_square(xp, g, -2), weight)
+                var_estimate = xp.matmul(r, c) / xp.maximum(xp.mean(r, axis=-2, keepdims=True), e1)
             else:
                 v = lerp(v, g * g, weight)
                 var_estimate = v
-            u = (1.0 / np.sqrt(np.maximum(var_estimate, e1 * e1))) * g  # torch: clamp_, rsqrt_, mul_
-            denom = max(1.0, _rms(u) / clip)
+            u = (1.0 / xp.sqrt(xp.maximum(var_estimate, e1 * e1))) * g  # torch: clamp_, rsqrt_, mul_
+            denom = max(1.0, _rms(xp, u) / clip)
             out = (-alpha / denom) * u
             if wd != 0.0:
                 out = out - (eta * wd) * p

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import numpy as np
-
 from descend._validation import BOOL, LEARNING_RATE, NONNEGATIVE, check
+from descend.optim._backend import tree_namespace
 from descend.optim.base import GradientTransformation
 from descend.optim.learning_rate import ScalarOrSchedule, resolve_lr
 from descend.optim.tree import Tree, tree_full_like, tree_map
@@ -49,11 +48,12 @@ def scale_by_adagrad(
 
     def update(updates: Tree, state: ScaleByAdagradState, params: Tree | None = None):
         # torch: state_sum.addcmul_(g, g); std = state_sum.sqrt().add_(eps); θ.addcdiv_(g, std, value=-η)
+        xp = tree_namespace(updates)
         acc = tree_map(lambda s, g: s + g * g, state.sum_of_squares, updates)
         if eps_inside_sqrt:
-            d = tree_map(lambda g, s: g / np.sqrt(s + eps), updates, acc)
+            d = tree_map(lambda g, s: g / xp.sqrt(s + eps), updates, acc)
         else:
-            d = tree_map(lambda g, s: g / (np.sqrt(s) + eps), updates, acc)
+            d = tree_map(lambda g, s: g / (xp.sqrt(s) + eps), updates, acc)
         return d, ScaleByAdagradState(state.count + 1, acc)
 
     return GradientTransformation(init, update)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import numpy as np
-
 from descend._validation import BOOL, NONNEGATIVE, UNIT_OPEN_RIGHT, check, check_pair
+from descend.optim._backend import tree_namespace
 from descend.optim.base import GradientTransformation
 from descend.optim.tree import Tree, tree_map, tree_zeros_like
 
@@ -51,18 +50,19 @@ def scale_by_adam(
         return ScaleByAdamState(0, z(params), z(params), z(params) if amsgrad else None)
 
     def update(updates: Tree, state: ScaleByAdamState, params: Tree | None = None):
+        xp = tree_namespace(updates)
         t = state.count + 1
         m = tree_map(lambda m_, g: m_ + (1.0 - b1) * (g - m_), state.exp_avg, updates)  # lerp, as torch
         v = tree_map(lambda v_, g: b2 * v_ + (1.0 - b2) * (g * g), state.exp_avg_sq, updates)
-        vmax = tree_map(np.maximum, state.max_exp_avg_sq, v) if amsgrad else None
+        vmax = tree_map(xp.maximum, state.max_exp_avg_sq, v) if amsgrad else None
         second = vmax if amsgrad else v
         if bias_correction:
             bc1 = 1.0 - b1**t
             bc2_sqrt = (1.0 - b2**t) ** 0.5
             step = 1.0 / bc1
-            d = tree_map(lambda m_, v_: step * m_ / (np.sqrt(v_) / bc2_sqrt + eps), m, second)
+            d = tree_map(lambda m_, v_: step * m_ / (xp.sqrt(v_) / bc2_sqrt + eps), m, second)
         else:
-            d = tree_map(lambda m_, v_: m_ / (np.sqrt(v_) + eps), m, second)
+            d = tree_map(lambda m_, v_: m_ / (xp.sqrt(v_) + eps), m, second)
         return d, ScaleByAdamState(t, m, v, vmax)
 
     return GradientTransformation(init, update)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import numpy as np
-
 from descend._validation import NONNEGATIVE, UNIT_OPEN_RIGHT, check, check_pair
+from descend.optim._backend import tree_namespace
 from descend.optim._lerp import lerp
 from descend.optim.base import GradientTransformation
 from descend.optim.tree import Tree, tree_map, tree_zeros_like
@@ -43,9 +42,10 @@ def scale_by_adamax(
         return ScaleByAdamaxState(0, tree_zeros_like(params), tree_zeros_like(params))
 
     def update(updates: Tree, state: ScaleByAdamaxState, params: Tree | None = None):
+        xp = tree_namespace(updates)
         t = state.count + 1
         m = tree_map(lambda m_, g: lerp(m_, g, 1.0 - b1), state.exp_avg, updates)
-        u = tree_map(lambda u_, g: np.maximum(b2 * u_, np.abs(g) + eps), state.exp_inf, updates)
+        u = tree_map(lambda u_, g: xp.maximum(b2 * u_, xp.abs(g) + eps), state.exp_inf, updates)
         inv_bc1 = 1.0 / (1.0 - b1**t)
         # torch: θ ← θ − (η/(1−β₁ᵗ))·(m/u); the quotient m/u is formed first, as there.
         d = tree_map(lambda m_, u_: inv_bc1 * (m_ / u_), m, u)

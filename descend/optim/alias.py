@@ -16,16 +16,28 @@ from descend.optim.adafactor import scale_by_adafactor
 from descend.optim.adagrad import adagrad_learning_rate, scale_by_adagrad
 from descend.optim.adam import scale_by_adam
 from descend.optim.adamax import scale_by_adamax
+from descend.optim.ademamix import ademamix as ademamix
+from descend.optim.adopt import adopt as adopt
 from descend.optim.asgd import scale_by_asgd
 from descend.optim.base import GradientTransformation, chain
+from descend.optim.lamb import lamb as lamb  # re-exported: the named optimizers of issue 10 live in their modules
+from descend.optim.lars import lars as lars
+from descend.optim.lbfgs import lbfgs as lbfgs
 from descend.optim.learning_rate import ScalarOrSchedule, scale, scale_by_learning_rate
 from descend.optim.lion import scale_by_lion
+from descend.optim.lookahead import lookahead as lookahead
 from descend.optim.momentum import heavy_ball, trace
+from descend.optim.muon import muon as muon
 from descend.optim.nadam import scale_by_nadam
+from descend.optim.prodigy import prodigy as prodigy
 from descend.optim.radam import scale_by_radam
 from descend.optim.regularization import add_decayed_weights
 from descend.optim.rms import scale_by_rms
 from descend.optim.rprop import scale_by_rprop
+from descend.optim.sam import sam as sam
+from descend.optim.schedule_free import schedule_free_adamw as schedule_free_adamw
+from descend.optim.schedule_free import schedule_free_sgd as schedule_free_sgd
+from descend.optim.soap import soap as soap
 
 
 def _fused(build):

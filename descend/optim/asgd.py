@@ -11,12 +11,11 @@ instead of the parameters.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
-import numpy as np
+from typing import Any, NamedTuple
 
 from descend._validation import LEARNING_RATE, NONNEGATIVE, check
 from descend.errors import ParameterError, StructureError
+from descend.optim._backend import tree_namespace
 from descend.optim.base import GradientTransformation
 from descend.optim.learning_rate import ScalarOrSchedule, resolve_lr
 from descend.optim.state import find_fields
@@ -76,14 +75,15 @@ def scale_by_asgd(
         decay = lam * eta
         mu = 1.0 / max(1.0, t - t0)
 
-        def step(g: np.ndarray, p: np.ndarray) -> np.ndarray:
+        def step(g: Any, p: Any) -> Any:
             # torch: θ.mul_(1 − λη); θ.add_(g, alpha=−η)
             return -(eta * g) - decay * p if decay != 0.0 else -(eta * g)
 
         u = tree_map(step, updates, params)
+        xp = tree_namespace(updates)
 
-        def average(ax: np.ndarray, p: np.ndarray, u_: np.ndarray) -> np.ndarray:
-            new = np.asarray(p + u_, dtype=p.dtype)  # exactly what apply_updates will produce
+        def average(ax: Any, p: Any, u_: Any) -> Any:
+            new = xp.asarray(p + u_, dtype=p.dtype)  # exactly what apply_updates will produce
             return new if mu == 1.0 else ax + (new - ax) * mu
 
         ax = tree_map(average, state.ax, params, u)

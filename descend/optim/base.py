@@ -19,7 +19,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from descend.optim.tree import Tree, check_same_structure, tree_map
+from descend.errors import StructureError
+from descend.optim import _buffers
+from descend.optim._backend import is_array, namespace
+from descend.optim.tree import Tree, check_same_structure, state_links_mismatch, state_mismatch, tree_map
 
 State = Any
 InitFn = Callable[[Tree], State]
@@ -67,9 +70,25 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
     def update(updates: Tree, state: ChainState, params: Tree | None = None):
         if params is not None:
             check_same_structure(updates, params, "grads", "params", "update")
-        new_states = []
+        if not isinstance(state, tuple) or len(state) != len(transforms):
+            raise StructureError(state_links_mismatch(state, len(transforms)))
+        grads, new_states = updates, []
         for t, s in zip(transforms, state, strict=True):
-            updates, s = t.update(updates, s, params)
+            try:
+                updates, s = t.update(updates, s, params)
+            except StructureError as error:  # name grads and the state, and where they differ
+                explained = state_mismatch(grads, s, getattr(error, "keys", None))
+                if explained is None or not str(error).startswith("tree_map:"):
+                    raise
+                raise StructureError(f"update: {explained}") from error
+            except (AttributeError, TypeError) as error:  # e.g. the state of another optimizer, link for link
+                expected = type(t.init(params if params is not None else grads))
+                if type(s) is expected:
+                    raise
+                raise StructureError(
+                    f"update: link {len(new_states)} of the state is a {type(s).__name__} but this optimizer's is "
+                    f"a {expected.__name__} (was the state made by another optimizer's init?)"
+                ) from error
             new_states.append(s)
         return updates, ChainState(new_states)
 
@@ -84,8 +103,14 @@ def apply_updates(params: Tree, updates: Tree) -> Tree:
 
 def _add(p: Any, u: Any) -> Any:
     if isinstance(p, np.ndarray):
+        # Large same-dtype arrays: p + u into a recycled buffer (no page faults; never one the caller holds).
+        pooled = _buffers.add(p, u)
+        if pooled is not None:
+            return pooled
         # np.asarray: arithmetic on 0-d arrays returns NumPy scalars; a parameter stays an array.
         return np.asarray(p + u, dtype=p.dtype)
+    if is_array(p):  # a torch tensor: the sum in the parameter's dtype, on its device
+        return namespace(p).asarray(p + u, dtype=p.dtype)
     return p + u
 
 

@@ -18,6 +18,7 @@ from typing import NamedTuple
 import numpy as np
 
 from descend._validation import POSITIVE, check
+from descend.optim._backend import namespace, tree_namespace
 from descend.optim.base import GradientTransformation, stateless
 from descend.optim.tree import Tree, leaves, tree_map
 
@@ -31,9 +32,15 @@ def global_norm(tree: Tree) -> float:
 
     Computed as torch does (the L2 norm of the per-leaf L2 norms), accumulated
     in float64 whatever the leaves' dtype. An empty tree has norm 0. A NaN
-    anywhere gives NaN, an inf (and no NaN) gives inf.
+    anywhere gives NaN, an inf (and no NaN) gives inf. Torch tensors are
+    reduced on their device, with one transfer of the result.
     """
-    norms = [_leaf_norm(x) for x in leaves(tree)]
+    xs = leaves(tree)
+    xp = namespace(xs[0]) if xs else np
+    if xp is not np:
+        norms = [xp.linalg.vector_norm(xp.astype(x, xp.float64)) for x in xs]
+        return float(xp.linalg.vector_norm(xp.stack(norms)))
+    norms = [_leaf_norm(x) for x in xs]
     if not norms:
         return 0.0
     return float(np.linalg.norm(np.asarray(norms, dtype=np.float64)))
@@ -54,7 +61,8 @@ def clip(max_delta: float) -> GradientTransformation:
     c = float(max_delta)
 
     def fn(updates: Tree, params: Tree | None) -> Tree:
-        return tree_map(lambda u: np.clip(u, -c, c), updates)
+        xp = tree_namespace(updates)
+        return tree_map(lambda u: xp.clip(u, -c, c), updates)
 
     return stateless(fn)
 

@@ -20,10 +20,11 @@ Nothing about the transformation changes from the outside:
   checkpoints work unchanged and a state can move between the two paths at any
   step (the tests run 500 fused steps, then continue on the reference chain).
 * ``tx.update`` stays pure: it never writes into grads, params or the incoming
-  state. Its outputs come from a small per-optimizer pool of buffers that are
-  reused only when nothing outside the pool references them any more (CPython
-  reference counts), because allocating fresh 40 MB arrays costs more in page
-  faults than the step itself.
+  state, and what it returns never aliases an array the caller still holds.
+  Its outputs come from a per-optimizer :class:`~descend.optim._buffers.BufferPool`
+  (allocating fresh 40 MB arrays costs more in page faults than the step
+  itself), whose one rule is that a buffer is reused only after the array
+  handed out from it, and every view of it, has been deallocated.
 * The fused path is taken only when every array (grads, params, state, a
   per-element weight decay) is a C-contiguous ndarray of the same float32 or
   float64 dtype and the same shape, and the optimizer state has the chain's
@@ -41,27 +42,33 @@ adds the update to ``params`` in place and reuses the state's arrays, so a step
 moves the minimum number of bytes (Adam float32: 28 per parameter, the same as
 ``torch.optim.Adam(fused=True)``).
 
-``ENABLED`` (a module attribute) switches the fast path off for the whole
-process; ``DESCEND_FUSED=0`` in the environment does the same at import.
-``calls`` counts fused steps per optimizer name (the tests use it to check that
-the fast path is really taken).
+:func:`donating_update` is the opt-in middle way: ``tx.update`` for a caller
+that gives up the state it passes in (``updates, state = donating_update(tx,
+grads, state, params)``): the kernel writes the new state into the donated
+arrays instead of new ones, which saves a third of the pure step's memory
+traffic; the updates are still a new array and ``params`` is not touched.
+
+``descend.config.fused`` (``dc.config.using(fused=False)``; ``DESCEND_FUSED=0``
+in the environment at import) switches the fast path off for the whole
+process; this module's ``ENABLED`` reads and writes it. ``calls`` counts fused
+steps per optimizer name (the tests use it to check that the fast path is
+really taken).
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
-import importlib.util
 import inspect
-import os
-import sys
 from collections import Counter
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from descend import config
 from descend.errors import ParameterError, StructureError
+from descend.optim._buffers import BufferPool
 from descend.optim.adagrad import ScaleByAdagradState, adagrad_learning_rate
 from descend.optim.adam import ScaleByAdamState
 from descend.optim.base import ChainState, EmptyState, GradientTransformation
@@ -70,8 +77,14 @@ from descend.optim.momentum import TraceState
 from descend.optim.rms import ScaleByRmsState
 from descend.optim.tree import Tree, check_same_structure, is_container, leaves, tree_map
 
-ENABLED: bool = os.environ.get("DESCEND_FUSED", "1") != "0" and importlib.util.find_spec("numba") is not None
+config.module_switches(__name__, {"ENABLED": "fused"})  # ENABLED reads and writes descend.config.fused
 calls: Counter[str] = Counter()
+_config = config.state  # the hot path reads _config.fused
+
+# Where a kernel step writes (``mode``): PURE: u and the new state into pool buffers (``tx.update``);
+# DONATE: u into a pool buffer, the new state into the state's own arrays (``donating_update``);
+# INPLACE: θ + u into the parameters, the new state into the state's arrays (``step``).
+PURE, DONATE, INPLACE = 0, 1, 2
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _EMPTY = {dt: np.empty(0, dt) for dt in _FLOATS}  # placeholder for an array a kernel does not use
@@ -80,113 +93,60 @@ _kernels_module: Any = None
 
 def _kernels() -> Any:
     """The numba kernels, imported on first use (importing numba takes a few hundred ms)."""
-    global _kernels_module, ENABLED
+    global _kernels_module
     if _kernels_module is None:
         try:
             module = importlib.import_module("descend.optim._kernels")
         except ImportError:  # numba missing or broken: the reference path is always correct
-            ENABLED = False
+            _config.fused = False
             return None
         _kernels_module = module
     return _kernels_module
 
 
-# ----------------------------------------------------------------- buffer pool
-
-_MIN_POOLED = 1 << 16  # smaller arrays come from malloc's free lists without page faults
-_POOL_PER_KEY = 8  # Adam's pure path needs 6 at steady state (two generations of u, m, v)
-_POOL_KEYS = 4
-
-
-def _first_free(buffers: list[np.ndarray]) -> np.ndarray | None:
-    for buf in buffers:
-        # The list slot, ``buf`` and getrefcount's argument: nothing else can see this array.
-        if sys.getrefcount(buf) <= _UNREFERENCED:
-            return buf
-    return None
-
-
-def _calibrate() -> int:
-    probe = [np.empty(1)]
-    counts = []
-    for buf in probe:
-        counts.append(sys.getrefcount(buf))
-    return counts[0]
-
-
-_UNREFERENCED = _calibrate()
-
-
-class _Pool:
-    """Output buffers of the pure path, recycled once nothing outside the pool holds them.
-
-    A buffer is handed out again only when its reference count shows that the
-    pool is its only owner: the caller dropped the state or updates it was part
-    of, and no view (a view holds its base), memoryview or container refers to
-    it, so overwriting it cannot be observed. Small arrays are not pooled.
-    """
-
-    def __init__(self) -> None:
-        self._buffers: dict[tuple[tuple[int, ...], str], list[np.ndarray]] = {}
-
-    def take(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-        if int(np.prod(shape)) < _MIN_POOLED:
-            return np.empty(shape, dtype)
-        key = (shape, dtype.str)
-        buffers = self._buffers.get(key)
-        if buffers is None:
-            if len(self._buffers) >= _POOL_KEYS:  # forget the oldest shape
-                del self._buffers[next(iter(self._buffers))]
-            buffers = self._buffers[key] = []
-        buf = _first_free(buffers)
-        if buf is None:
-            buf = np.empty(shape, dtype)
-            if len(buffers) < _POOL_PER_KEY:
-                buffers.append(buf)
-        return buf
-
-
 # ------------------------------------------------------------------- dispatch
 
-KernelStep = Callable[[Any, Any, Any, "_Pool | None"], Any]
+KernelStep = Callable[..., Any]
 
 
 def fast_path(reference: GradientTransformation, kernel_step: KernelStep, name: str) -> GradientTransformation:
     """``reference`` with an ``update`` that runs ``kernel_step`` when the inputs allow it.
 
-    ``kernel_step(grads, state, params, pool)`` returns ``(updates, new_state)``
-    with outputs from ``pool`` (pure), or, with ``pool=None``, writes θ + u into
-    ``params`` and the new state into the state's own arrays and returns the
-    new state (in place); it returns ``None`` to decline, and the reference
-    chain runs instead.
+    ``kernel_step(grads, state, params, pool, mode)`` returns ``(updates,
+    new_state)`` with outputs as ``mode`` says (:data:`PURE`: from ``pool``;
+    :data:`DONATE`: u from ``pool``, the state into its own arrays), or, for
+    :data:`INPLACE`, writes θ + u into ``params`` and the new state into the
+    state's arrays and returns the new state; it returns ``None`` to decline,
+    and the reference chain runs instead.
     """
-    pool = _Pool()
+    pool = BufferPool()
+
+    def run(grads: Tree, state: Any, params: Tree | None, mode: int) -> Any:
+        if not _config.fused:
+            return None
+        if type(grads) is np.ndarray:
+            out = kernel_step(grads, state, params, pool, mode)
+        else:
+            out = _tree_step(kernel_step, grads, state, params, pool, mode)
+        if out is not None:
+            calls[name] += 1
+        return out
 
     def update(updates: Tree, state: Any, params: Tree | None = None):
-        if ENABLED:
-            if isinstance(updates, np.ndarray):
-                out = kernel_step(updates, state, params, pool)
-            else:
-                out = _tree_step(kernel_step, updates, state, params, pool)
-            if out is not None:
-                calls[name] += 1
-                return out
-        return reference.update(updates, state, params)
+        out = run(updates, state, params, PURE)
+        return reference.update(updates, state, params) if out is None else out
 
     def step_inplace(params: Tree, grads: Tree, state: Any) -> Any:
-        if ENABLED:
-            if isinstance(grads, np.ndarray):
-                out = kernel_step(grads, state, params, None)
-            else:
-                out = _tree_step(kernel_step, grads, state, params, None)
-            if out is not None:
-                calls[name] += 1
-                return out
-        return None
+        return run(grads, state, params, INPLACE)
+
+    def update_donated(grads: Tree, state: Any, params: Tree | None = None) -> Any:
+        return run(grads, state, params, DONATE)
 
     update.__doc__ = f"{name}'s update: a fused kernel for one contiguous buffer, else the reference chain."
     update.reference = reference.update  # type: ignore[attr-defined]
     update.step_inplace = step_inplace  # type: ignore[attr-defined]
+    update.donated = update_donated  # type: ignore[attr-defined]
+    update.pool = pool  # type: ignore[attr-defined]
     return GradientTransformation(reference.init, update)
 
 
@@ -242,12 +202,15 @@ def _join_state(template: ChainState, states: list[ChainState], grads: Tree) -> 
     return ChainState(links)
 
 
-def _tree_step(kernel_step: KernelStep, grads: Tree, state: Any, params: Tree | None, pool: _Pool | None) -> Any:
+def _tree_step(
+    kernel_step: KernelStep, grads: Tree, state: Any, params: Tree | None, pool: BufferPool, mode: int
+) -> Any:
     """A kernel step over a tree, leaf by leaf; ``None`` (and nothing written) unless every leaf qualifies.
 
-    Every leaf (gradient, parameter, each state leaf) is checked before the first
-    kernel runs, so that a fallback to the reference chain can never follow a
-    partly applied in-place step. The per-leaf kernels do the single-buffer
+    Every leaf (gradient, parameter, each state leaf; and what ``mode`` writes:
+    writeable) is checked in a dry run (``check=True``) before the first kernel
+    runs, so that a fallback to the reference chain can never follow a partly
+    applied in-place or donated step. The per-leaf kernels do the single-buffer
     arithmetic, so the result equals the reference chain's leaf for leaf.
     """
     if not is_container(grads):
@@ -261,19 +224,11 @@ def _tree_step(kernel_step: KernelStep, grads: Tree, state: Any, params: Tree | 
     states = _split_state(state, grads, len(g_leaves))
     if states is None:
         return None
-    if pool is None:  # in place: θ and every state leaf are written
-        for s in states:
-            for link in s:
-                for value in link:
-                    if isinstance(value, np.ndarray) and not value.flags.writeable:
-                        return None
-        if any(not isinstance(p, np.ndarray) or not p.flags.writeable for p in p_leaves):
-            return None
     for g, s, p in zip(g_leaves, states, p_leaves, strict=True):
-        if kernel_step(g, s, p, pool, True) is None:
+        if kernel_step(g, s, p, pool, mode, True) is None:
             return None
-    results = [kernel_step(g, s, p, pool) for g, s, p in zip(g_leaves, states, p_leaves, strict=True)]
-    if pool is None:
+    results = [kernel_step(g, s, p, pool, mode) for g, s, p in zip(g_leaves, states, p_leaves, strict=True)]
+    if mode == INPLACE:
         return _join_state(state, results, grads)
     it = iter([u for u, _ in results])
     updates = tree_map(lambda _: next(it), grads)
@@ -331,6 +286,27 @@ def step(tx: GradientTransformation, params: Tree, grads: Tree, state: Any) -> A
     return new_state
 
 
+def donating_update(tx: GradientTransformation, grads: Tree, state: Any, params: Tree | None = None) -> Any:
+    """``tx.update(grads, state, params)`` for a caller that gives up ``state``: returns ``(updates, new_state)``.
+
+    The arrays of ``state`` are *donated*: the returned state may be those same
+    arrays, overwritten with the new values, so use only the returned state
+    afterwards (as with :func:`step`; a checkpoint taken with ``state_to_dict``
+    is a copy and stays valid). The updates are a new array that aliases
+    nothing the caller holds; ``grads`` and ``params`` are never modified. With
+    a fused optimizer and C-contiguous, writeable state arrays the kernel
+    writes the new state in place (Adam float32: 28 bytes per parameter moved
+    instead of 36, no new state arrays); otherwise this is ``tx.update``, with
+    the same values either way.
+    """
+    donated = getattr(tx.update, "donated", None)
+    if donated is not None:
+        out = donated(grads, state, params)
+        if out is not None:
+            return out
+    return tx.update(grads, state, params)
+
+
 def _add_inplace(p: np.ndarray, u: np.ndarray) -> None:
     np.add(p, u, out=p, casting="unsafe")  # apply_updates casts p + u back to p's dtype the same way
 
@@ -359,12 +335,19 @@ class _Ready(NamedTuple):
     kernels: Any
 
 
-def _ready(grads: Any, params: Any, pool: Any, wd: Any, arrays: tuple[Any, ...]) -> _Ready | None:
-    """The checks every kernel step makes before touching memory; None sends the step to the reference chain."""
-    p = params if (params is not None or pool is None or wd.mode) else grads  # p is not read then
+def _ready(grads: Any, params: Any, mode: int, wd: Any, arrays: tuple[Any, ...]) -> _Ready | None:
+    """The checks every kernel step makes before touching memory; None sends the step to the reference chain.
+
+    ``arrays`` are the state arrays the kernel reads (and, with ``mode``
+    DONATE or INPLACE, overwrites: they must be writeable, and θ too in place).
+    """
+    p = params if (params is not None or mode == INPLACE or wd.mode) else grads  # p is not read then
     dt = _dtype_of(grads, p, *arrays)
     if dt is None:
         return None
+    if mode != PURE:
+        if any(not a.flags.writeable for a in arrays) or (mode == INPLACE and not p.flags.writeable):
+            return None
     wd_flat = wd.flat(grads.shape, dt, _flat(grads))
     kernels = _kernels()
     if wd_flat is None or kernels is None:
@@ -426,11 +409,14 @@ class _WeightDecay:
         return cast
 
 
-def _outputs(pool: _Pool | None, params: Any, state_arrays: tuple[np.ndarray, ...], shape, dt):
-    """Where the kernel writes: fresh pooled buffers (pure) or the inputs themselves (in place)."""
-    if pool is None:
-        return params.reshape(-1), tuple(a.reshape(-1) for a in state_arrays)
-    return pool.take(shape, dt), tuple(pool.take(shape, dt) for _ in state_arrays)
+def _outputs(mode: int, pool: BufferPool, params: Any, state_arrays: tuple[np.ndarray, ...], shape, dt):
+    """Where the kernel writes (θ or u, then the state): new pool buffers or the inputs themselves."""
+    if mode == INPLACE:
+        return params, state_arrays
+    out = pool.empty(shape, dt)
+    if mode == DONATE:
+        return out, state_arrays
+    return out, tuple(pool.empty(shape, dt) for _ in state_arrays)
 
 
 def _flat(a: np.ndarray) -> np.ndarray:
@@ -442,14 +428,14 @@ def _lr_state(sl: ScaleByLearningRateState, lr: Any) -> tuple[float, ScaleByLear
     return eta, ScaleByLearningRateState(sl.count + 1, eta, sl.lr_scale)
 
 
-def _finish(state: ChainState, replaced: dict[int, Any], pool: _Pool | None, out: np.ndarray, shape):
+def _finish(state: ChainState, replaced: dict[int, Any], mode: int, out: np.ndarray):
     new = list(state)
     for i, s in replaced.items():
         new[i] = s
     new_state = ChainState(new)
-    if pool is None:
+    if mode == INPLACE:
         return new_state
-    return out.reshape(shape), new_state
+    return out, new_state
 
 
 # ----------------------------------------------------------- the kernel steps
@@ -474,7 +460,7 @@ def build_adam(
     decoupled = bool(decoupled_weight_decay)
     kinds = (ScaleByAdamState, ScaleByLearningRateState)
 
-    def kernel_step(grads: Any, state: Any, params: Any, pool: _Pool | None, check: bool = False):
+    def kernel_step(grads: Any, state: Any, params: Any, pool: BufferPool, mode: int, check: bool = False):
         where = _layout(state, kinds)
         if where is None:
             return None
@@ -482,7 +468,7 @@ def build_adam(
         sa, sl = state[ia], state[il]
         if sa.max_exp_avg_sq is not None:
             return None
-        ready = _ready(grads, params, pool, wd, (sa.exp_avg, sa.exp_avg_sq))
+        ready = _ready(grads, params, mode, wd, (sa.exp_avg, sa.exp_avg_sq))
         if ready is None:
             return None
         if check:
@@ -494,7 +480,7 @@ def build_adam(
             step_size = 1.0 / (1.0 - b1**t)
             bc2 = (1.0 - b2**t) ** 0.5
         eta, new_sl = _lr_state(sl, lr)
-        out, (out_m, out_v) = _outputs(pool, p, (sa.exp_avg, sa.exp_avg_sq), shape, dt)
+        out, (out_m, out_v) = _outputs(mode, pool, p, (sa.exp_avg, sa.exp_avg_sq), shape, dt)
         f = dt.type
         args = (
             _flat(p), _flat(grads), _flat(sa.exp_avg), _flat(sa.exp_avg_sq), wd_flat,
@@ -502,12 +488,12 @@ def build_adam(
             bool(maximize), wd.mode, decoupled, f(wd.scalar), f(1.0 - b1), f(b2), f(1.0 - b2),
             f(step_size), f(bc2), f(eps), f(-eta),
         )  # fmt: skip
-        if pool is None:
+        if mode == INPLACE:
             kernels.run(kernels.adam_kernel, grads.size, *args, True)
         else:
             kernels.run(kernels.adam_update_kernel, grads.size, *args)
-        new_sa = ScaleByAdamState(t, out_m.reshape(shape), out_v.reshape(shape), None)
-        return _finish(state, {ia: new_sa, il: new_sl}, pool, out, shape)
+        new_sa = ScaleByAdamState(t, out_m, out_v, None)
+        return _finish(state, {ia: new_sa, il: new_sl}, mode, out)
 
     return kernel_step
 
@@ -542,13 +528,13 @@ def build_sgd(
     wd = _WeightDecay(weight_decay)
     kinds = (TraceState, ScaleByLearningRateState) if use_momentum else (ScaleByLearningRateState,)
 
-    def kernel_step(grads: Any, state: Any, params: Any, pool: _Pool | None, check: bool = False):
+    def kernel_step(grads: Any, state: Any, params: Any, pool: BufferPool, mode: int, check: bool = False):
         where = _layout(state, kinds)
         if where is None:
             return None
         st = state[where[0]] if use_momentum else None
         buffers = (st.momentum_buffer,) if use_momentum else ()
-        ready = _ready(grads, params, pool, wd, buffers)
+        ready = _ready(grads, params, mode, wd, buffers)
         if ready is None:
             return None
         if check:
@@ -556,12 +542,12 @@ def build_sgd(
         p, dt, shape, wd_flat, kernels = ready
         il = where[-1]
         eta, new_sl = _lr_state(state[il], lr)
-        out, outs = _outputs(pool, p, buffers, shape, dt)
+        out, outs = _outputs(mode, pool, p, buffers, shape, dt)
         f = dt.type
         common = (bool(maximize), wd.mode, f(wd.scalar))
         if use_momentum:
             moments = (st.count == 0, f(mu), f(1.0 - damp), bool(nesterov), f(-eta))
-            if pool is None:
+            if mode == INPLACE:
                 kernels.run(
                     kernels.sgd_momentum_kernel, grads.size,
                     _flat(p), _flat(grads), _flat(buffers[0]), wd_flat, *common, *moments,
@@ -571,7 +557,7 @@ def build_sgd(
                     kernels.sgd_momentum_update_kernel, grads.size,
                     _flat(p), _flat(grads), _flat(buffers[0]), wd_flat, _flat(out), _flat(outs[0]), *common, *moments,
                 )  # fmt: skip
-        elif pool is None:
+        elif mode == INPLACE:
             kernels.run(kernels.sgd_kernel, grads.size, _flat(p), _flat(grads), wd_flat, *common, f(-eta))
         else:
             kernels.run(
@@ -579,8 +565,8 @@ def build_sgd(
             )
         replaced: dict[int, Any] = {il: new_sl}
         if use_momentum:
-            replaced[where[0]] = TraceState(st.count + 1, outs[0].reshape(shape))
-        return _finish(state, replaced, pool, out, shape)
+            replaced[where[0]] = TraceState(st.count + 1, outs[0])
+        return _finish(state, replaced, mode, out)
 
     return kernel_step
 
@@ -601,23 +587,23 @@ def build_adagrad(
     wd = _WeightDecay(weight_decay)
     kinds = (ScaleByAdagradState, ScaleByLearningRateState)
 
-    def kernel_step(grads: Any, state: Any, params: Any, pool: _Pool | None, check: bool = False):
+    def kernel_step(grads: Any, state: Any, params: Any, pool: BufferPool, mode: int, check: bool = False):
         where = _layout(state, kinds)
         if where is None:
             return None
         ig, il = where
         sg = state[ig]
-        ready = _ready(grads, params, pool, wd, (sg.sum_of_squares,))
+        ready = _ready(grads, params, mode, wd, (sg.sum_of_squares,))
         if ready is None:
             return None
         if check:
             return True
         p, dt, shape, wd_flat, kernels = ready
         eta, new_sl = _lr_state(state[il], schedule)
-        out, (out_acc,) = _outputs(pool, p, (sg.sum_of_squares,), shape, dt)
+        out, (out_acc,) = _outputs(mode, pool, p, (sg.sum_of_squares,), shape, dt)
         f = dt.type
         flags = (bool(maximize), wd.mode, f(wd.scalar), f(eps), bool(eps_inside_sqrt), f(-eta))
-        if pool is None:
+        if mode == INPLACE:
             kernels.run(
                 kernels.adagrad_kernel, grads.size, _flat(p), _flat(grads), _flat(sg.sum_of_squares), wd_flat, *flags
             )
@@ -626,8 +612,8 @@ def build_adagrad(
                 kernels.adagrad_update_kernel, grads.size,
                 _flat(p), _flat(grads), _flat(sg.sum_of_squares), wd_flat, _flat(out), _flat(out_acc), *flags,
             )  # fmt: skip
-        new_sg = ScaleByAdagradState(sg.count + 1, out_acc.reshape(shape))
-        return _finish(state, {ig: new_sg, il: new_sl}, pool, out, shape)
+        new_sg = ScaleByAdagradState(sg.count + 1, out_acc)
+        return _finish(state, {ig: new_sg, il: new_sl}, mode, out)
 
     return kernel_step
 
@@ -650,7 +636,7 @@ def build_rmsprop(
     wd = _WeightDecay(weight_decay)
     kinds = (ScaleByRmsState, ScaleByLearningRateState)
 
-    def kernel_step(grads: Any, state: Any, params: Any, pool: _Pool | None, check: bool = False):
+    def kernel_step(grads: Any, state: Any, params: Any, pool: BufferPool, mode: int, check: bool = False):
         where = _layout(state, kinds)
         if where is None:
             return None
@@ -659,14 +645,14 @@ def build_rmsprop(
         if (sr.grad_avg is not None) != centered or (sr.momentum_buffer is not None) != use_momentum:
             return None
         arrays = tuple(x for x in (sr.square_avg, sr.grad_avg, sr.momentum_buffer) if x is not None)
-        ready = _ready(grads, params, pool, wd, arrays)
+        ready = _ready(grads, params, mode, wd, arrays)
         if ready is None:
             return None
         if check:
             return True
         p, dt, shape, wd_flat, kernels = ready
         eta, new_sl = _lr_state(state[il], lr)
-        out, outs = _outputs(pool, p, arrays, shape, dt)
+        out, outs = _outputs(mode, pool, p, arrays, shape, dt)
         ins = [_flat(x) for x in arrays]
         outs_flat = [_flat(x) for x in outs]
         empty = _EMPTY[dt]
@@ -676,34 +662,28 @@ def build_rmsprop(
         f = dt.type
         if not centered and not use_momentum:
             flags = (bool(maximize), wd.mode, f(wd.scalar), f(a), f(1.0 - a), f(eps), bool(eps_inside_sqrt), f(-eta))
-            if pool is None:
+            if mode == INPLACE:
                 kernels.run(kernels.rmsprop_kernel, grads.size, _flat(p), _flat(grads), sq, wd_flat, *flags)
             else:
                 kernels.run(
                     kernels.rmsprop_update_kernel, grads.size,
                     _flat(p), _flat(grads), sq, wd_flat, _flat(out), sq_out, *flags,
                 )  # fmt: skip
-            return _finish(
-                state,
-                {ir: ScaleByRmsState(sr.count + 1, outs[0].reshape(shape), None, None), il: new_sl},
-                pool,
-                out,
-                shape,
-            )
+            return _finish(state, {ir: ScaleByRmsState(sr.count + 1, outs[0], None, None), il: new_sl}, mode, out)
         kernels.run(
             kernels.rmsprop_full_kernel, grads.size,
             _flat(p), _flat(grads), sq, ga, buf, wd_flat, _flat(out), sq_out, ga_out, buf_out,
             bool(maximize), wd.mode, f(wd.scalar), f(a), f(1.0 - a), bool(centered), f(w), f(1.0 - w), abs(w) < 0.5,
-            f(eps), bool(eps_inside_sqrt), use_momentum, f(mu), f(-eta), pool is None,
+            f(eps), bool(eps_inside_sqrt), use_momentum, f(mu), f(-eta), mode == INPLACE,
         )  # fmt: skip
         it = iter(outs)
-        new_sq = next(it).reshape(shape)
-        new_ga = next(it).reshape(shape) if centered else None
-        new_buf = next(it).reshape(shape) if use_momentum else None
+        new_sq = next(it)
+        new_ga = next(it) if centered else None
+        new_buf = next(it) if use_momentum else None
         new_sr = ScaleByRmsState(sr.count + 1, new_sq, new_ga, new_buf)
-        return _finish(state, {ir: new_sr, il: new_sl}, pool, out, shape)
+        return _finish(state, {ir: new_sr, il: new_sl}, mode, out)
 
     return kernel_step
 
 
-__all__ = ["ENABLED", "accelerate", "calls", "fast_path", "step"]
+__all__ = ["DONATE", "INPLACE", "PURE", "accelerate", "calls", "donating_update", "fast_path", "step"]

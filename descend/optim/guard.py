@@ -13,10 +13,9 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-import numpy as np
-
 from descend._validation import Constraint, Interval, OneOf, check
 from descend.errors import NonFiniteError, ParameterError
+from descend.optim._backend import namespace
 from descend.optim.base import GradientTransformation, identity
 from descend.optim.masking import IS_TRANSFORMATION
 from descend.optim.tree import Tree, leaves_with_paths, tree_map, tree_zeros_like
@@ -118,16 +117,18 @@ def guard_not_finite(
 
 
 def _zero_non_finite(g: Any) -> Any:
-    return np.where(np.isfinite(g), g, np.zeros_like(g))
+    xp = namespace(g)
+    return xp.where(xp.isfinite(g), g, xp.zeros_like(g))
 
 
 def _non_finite_report(tree: Tree) -> list[tuple[str, int, int]]:
     """``(path, #NaN, #inf)`` for each leaf with a non-finite entry, in tree order."""
     out = []
     for path, g in leaves_with_paths(tree):
-        if np.isfinite(g).all():
+        xp = namespace(g)
+        if bool(xp.all(xp.isfinite(g))):
             continue
-        out.append((path, int(np.count_nonzero(np.isnan(g))), int(np.count_nonzero(np.isinf(g)))))
+        out.append((path, int(xp.count_nonzero(xp.isnan(g))), int(xp.count_nonzero(xp.isinf(g)))))
     return out
 
 

@@ -10,10 +10,12 @@ so training loops can log and plot them (:func:`descend.optim.get_lr`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import NamedTuple
 
 from descend._validation import LEARNING_RATE, Interval, check
+from descend.errors import NonFiniteError, ParameterError
 from descend.optim.base import GradientTransformation, stateless
 from descend.optim.tree import Tree, tree_map
 
@@ -27,8 +29,28 @@ class ScaleByLearningRateState(NamedTuple):
 
 
 def resolve_lr(lr: ScalarOrSchedule, count: int) -> float:
-    """The learning rate at step ``count`` as a Python float (keeps dtypes weak)."""
-    return float(lr(count)) if callable(lr) else float(lr)
+    """The learning rate at step ``count`` as a Python float (keeps dtypes weak).
+
+    A schedule that returns NaN or ±inf (or something that is not a number)
+    raises at the step where it happens, naming the step, instead of turning
+    every parameter into NaN silently: :class:`~descend.errors.NonFiniteError`
+    (:class:`~descend.errors.ParameterError` for a non-number).
+    """
+    if not callable(lr):
+        return float(lr)  # validated by the factory
+    value = lr(count)
+    try:
+        eta = float(value)
+    except (TypeError, ValueError):
+        raise ParameterError(
+            f"learning rate: the schedule must return a real number, got {value!r} at step {count}"
+        ) from None
+    if not math.isfinite(eta):
+        raise NonFiniteError(
+            f"learning rate: the schedule returned {eta} at step {count} (updates done so far); "
+            "a learning rate must be finite"
+        )
+    return eta
 
 
 def scale_by_learning_rate(

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import numpy as np
-
 from descend._validation import UNIT_OPEN_RIGHT, check_pair
+from descend.optim._backend import tree_namespace
 from descend.optim.base import GradientTransformation
 from descend.optim.tree import Tree, tree_map, tree_zeros_like
 
@@ -37,7 +36,8 @@ def scale_by_lion(betas: tuple[float, float] = (0.9, 0.99), owner: str = "scale_
         return ScaleByLionState(0, tree_zeros_like(params))
 
     def update(updates: Tree, state: ScaleByLionState, params: Tree | None = None):
-        d = tree_map(lambda m, g: np.sign(b1 * m + (1.0 - b1) * g), state.exp_avg, updates)
+        xp = tree_namespace(updates)
+        d = tree_map(lambda m, g: xp.sign(b1 * m + (1.0 - b1) * g), state.exp_avg, updates)
         m = tree_map(lambda m, g: b2 * m + (1.0 - b2) * g, state.exp_avg, updates)
         return d, ScaleByLionState(state.count + 1, m)
 

@@ -37,6 +37,7 @@ import numpy as np
 
 from descend._validation import Constraint, check
 from descend.errors import ParameterError, StructureError
+from descend.optim._backend import describe, is_array
 from descend.optim.base import GradientTransformation
 from descend.optim.tree import Tree, _describe, is_container
 
@@ -94,8 +95,8 @@ def _broadcast(
 
 
 def _describe_value(x: Any) -> str:
-    if isinstance(x, np.ndarray):
-        return f"an array of shape {x.shape} (masks and labels select whole leaves, not entries)"
+    if is_array(x):
+        return f"{describe(x)} (masks and labels select whole leaves, not entries)"
     return repr(x)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from descend._validation import BOOL, LEARNING_RATE, NONNEGATIVE, UNIT_CLOSED, OneOf, check
+from descend.optim._backend import copy
 from descend.optim.base import GradientTransformation
 from descend.optim.learning_rate import ScalarOrSchedule, resolve_lr
 from descend.optim.tree import Tree, tree_map, tree_zeros_like
@@ -36,7 +37,7 @@ def trace(momentum: float = 0.9, dampening: float = 0.0, nesterov: bool = False)
 
     def update(updates: Tree, state: TraceState, params: Tree | None = None):
         if state.count == 0:
-            buf = tree_map(lambda g: g.copy(), updates)
+            buf = tree_map(copy, updates)
         else:
             buf = tree_map(lambda b, g: mu * b + (1.0 - damp) * g, state.momentum_buffer, updates)
         out = tree_map(lambda g, b: g + mu * b, updates, buf) if nesterov else buf

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import numpy as np
-
 from descend._validation import NONNEGATIVE, UNIT_OPEN_RIGHT, check, check_pair
+from descend.optim._backend import tree_namespace
 from descend.optim._lerp import lerp
 from descend.optim.base import GradientTransformation
 from descend.optim.tree import Tree, tree_map, tree_zeros_like
@@ -58,6 +57,7 @@ def scale_by_nadam(
         return ScaleByNadamState(0, 1.0, tree_zeros_like(params), tree_zeros_like(params))
 
     def update(updates: Tree, state: ScaleByNadamState, params: Tree | None = None):
+        xp = tree_namespace(updates)
         t = state.count + 1
         bc2 = 1.0 - b2**t
         mu = momentum_schedule(b1, psi, t)
@@ -69,8 +69,8 @@ def scale_by_nadam(
         c_grad = (1.0 - mu) / (1.0 - mu_product)
         c_avg = mu_next / (1.0 - mu_product_next)
 
-        def direction(g: np.ndarray, m_: np.ndarray, v_: np.ndarray) -> np.ndarray:
-            denom = np.sqrt(v_ / bc2) + eps
+        def direction(g, m_, v_):
+            denom = xp.sqrt(v_ / bc2) + eps
             return c_grad * (g / denom) + c_avg * (m_ / denom)
 
         d = tree_map(direction, updates, m, v)

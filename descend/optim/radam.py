@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import numpy as np
-
 from descend._validation import NONNEGATIVE, UNIT_OPEN_RIGHT, check, check_pair
+from descend.optim._backend import tree_namespace
 from descend.optim._lerp import lerp
 from descend.optim.base import GradientTransformation
 from descend.optim.tree import Tree, tree_map, tree_zeros_like
@@ -57,6 +56,7 @@ def scale_by_radam(
         return ScaleByRadamState(0, tree_zeros_like(params), tree_zeros_like(params))
 
     def update(updates: Tree, state: ScaleByRadamState, params: Tree | None = None):
+        xp = tree_namespace(updates)
         t = state.count + 1
         m = tree_map(lambda m_, g: lerp(m_, g, 1.0 - b1), state.exp_avg, updates)
         v = tree_map(lambda v_, g: b2 * v_ + (1.0 - b2) * g * g, state.exp_avg_sq, updates)  # addcmul order
@@ -66,7 +66,7 @@ def scale_by_radam(
         if rho_t > RHO_THRESHOLD:
             rect = ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
             sqrt_bc2 = bc2**0.5
-            d = tree_map(lambda m_, v_: (m_ / bc1) * (sqrt_bc2 / (np.sqrt(v_) + eps)) * rect, m, v)
+            d = tree_map(lambda m_, v_: (m_ / bc1) * (sqrt_bc2 / (xp.sqrt(v_) + eps)) * rect, m, v)
         else:
             d = tree_map(lambda m_: m_ / bc1, m)
         return d, ScaleByRadamState(t, m, v)

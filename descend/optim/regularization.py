@@ -9,9 +9,12 @@ do. *Decoupled* weight decay (AdamW, Loshchilov & Hutter 2019) is the same
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from descend._validation import NONNEGATIVE, WEIGHT_DECAY, check
+from descend.optim._backend import namespace
 from descend.optim.base import GradientTransformation, identity, stateless
 from descend.optim.tree import Tree, tree_map
 
@@ -68,7 +71,7 @@ def add_l1_penalty(l1: float = 0.0) -> GradientTransformation:
 
     def fn(updates: Tree, params: Tree | None) -> Tree:
         params = _require_params("add_l1_penalty", params)
-        return tree_map(lambda u, p: u + lam * np.sign(p), updates, params)
+        return tree_map(lambda u, p: u + l1_gradient(p, lam), updates, params)
 
     return stateless(fn)
 
@@ -77,3 +80,59 @@ def add_l2_penalty(l2: float = 0.0) -> GradientTransformation:
     """Coupled L2: ``u ← u + λ₂·θ``, the gradient of ``λ₂/2·‖θ‖²`` (alias of coupled weight decay)."""
     check("add_l2_penalty", "l2", l2, NONNEGATIVE)
     return add_decayed_weights(l2)
+
+
+def l1_gradient(p: Any, lam: float) -> Any:
+    """``λ₁·sign(θ)``, the (sub)gradient of ``λ₁·‖θ‖₁`` (in θ's array namespace)."""
+    s = namespace(p).sign(p)
+    try:
+        s *= lam  # in place on the new array: one temporary
+    except (TypeError, RuntimeError):  # integer parameters: the product is float
+        return lam * namespace(p).sign(p)
+    return s
+
+
+def penalty(
+    params: np.ndarray,
+    grads: np.ndarray | None = None,
+    l1: float = 0.0,
+    l2: float = 0.0,
+    mask: np.ndarray | None = None,
+    *,
+    value: bool = True,
+) -> float:
+    """The L1 + L2 penalty of one parameter array; its gradient is added into ``grads`` in place.
+
+    ::
+
+        R = λ₁ · Σ m·|θ|  +  λ₂/2 · Σ m·θ²          ∂R/∂θ = λ₁ · m·sign(θ)  +  λ₂ · m·θ
+
+    ``m`` is ``mask`` (e.g. ``model.decay_mask()``: 1 for weights, 0 for biases
+    and norm layers) or 1. The one implementation of the penalty in descend:
+    ``Trainer(l1=, l2=)``, ``dc.lab.lr_find``, ``dc.nn.l1_penalty`` /
+    ``l2_penalty`` call it, and :func:`add_l1_penalty` / :func:`add_l2_penalty`
+    apply the same gradient as chain links. Returns R (0.0 with
+    ``value=False``, which skips those two passes).
+    ``params`` and ``grads`` may be views (a slice of a model's flat buffer).
+    """
+    w = params
+    wm = w if mask is None else w * mask  # the one temporary (none without a mask)
+    total = 0.0
+    if value:
+        if l2:
+            total += 0.5 * l2 * float(np.dot(wm.reshape(-1), w.reshape(-1)))
+        if l1:
+            total += l1 * float(np.abs(wm).sum())  # NumPy's pairwise sum, in θ's dtype
+    if grads is not None:
+        if l2:
+            if wm is w:
+                grads += l2 * w
+            else:
+                wm *= l2  # our own temporary: λ₂·(m·θ), no second one
+                grads += wm
+        if l1:
+            s = l1_gradient(w, l1)
+            if mask is not None:
+                s *= mask
+            grads += s
+    return total

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import numpy as np
-
 from descend._validation import BOOL, NONNEGATIVE, UNIT_CLOSED, check
+from descend.optim._backend import tree_namespace
 from descend.optim._lerp import lerp
 from descend.optim.base import GradientTransformation
 from descend.optim.tree import Tree, tree_map, tree_zeros_like
@@ -60,6 +59,7 @@ def scale_by_rms(
         return ScaleByRmsState(0, z(params), z(params) if centered else None, z(params) if use_momentum else None)
 
     def update(updates: Tree, state: ScaleByRmsState, params: Tree | None = None):
+        xp = tree_namespace(updates)
         # torch: square_avg.mul_(α).addcmul_(g, g, value=1 − α)
         sq = tree_map(lambda v, g: a * v + ((1.0 - a) * g) * g, state.square_avg, updates)
         if centered:
@@ -68,9 +68,9 @@ def scale_by_rms(
         else:
             ga, var = None, sq
         if eps_inside_sqrt:
-            d = tree_map(lambda g, v: g / np.sqrt(v + eps), updates, var)
+            d = tree_map(lambda g, v: g / xp.sqrt(v + eps), updates, var)
         else:
-            d = tree_map(lambda g, v: g / (np.sqrt(v) + eps), updates, var)
+            d = tree_map(lambda g, v: g / (xp.sqrt(v) + eps), updates, var)
         buf = None
         if use_momentum:
             buf = tree_map(lambda b, d_: mu * b + d_, state.momentum_buffer, d)

@@ -9,12 +9,11 @@ returns the final update; no ``scale_by_learning_rate`` follows it.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
-import numpy as np
+from typing import Any, NamedTuple
 
 from descend._validation import LEARNING_RATE, NONNEGATIVE, POSITIVE, Interval, check, check_pair
 from descend.errors import ParameterError
+from descend.optim._backend import tree_namespace
 from descend.optim.base import GradientTransformation
 from descend.optim.learning_rate import ScalarOrSchedule, resolve_lr
 from descend.optim.tree import Tree, tree_full_like, tree_map, tree_zeros_like
@@ -70,14 +69,14 @@ def scale_by_rprop(
     def init(params: Tree) -> ScaleByRpropState:
         return ScaleByRpropState(0, lr0, 1.0, tree_zeros_like(params), tree_full_like(params, lr0))
 
-    def leaf(g: np.ndarray, prev: np.ndarray, step: np.ndarray, ratio: float):
-        s = np.sign(g * prev)
+    def leaf(xp: Any, g: Any, prev: Any, step: Any, ratio: float):
+        s = xp.sign(g * prev)
         flipped = s < 0
         # torch: sign[sign > 0] = η₊; sign[sign < 0] = η₋; sign[sign == 0] = 1 (NaN stays NaN)
-        factor = np.where(s > 0, eta_plus, np.where(flipped, eta_minus, np.where(s == 0, 1.0, s)))
-        step = np.clip(step * factor, smin, smax)
-        g = np.where(flipped, 0.0, g)
-        u = -(np.sign(g) * step)
+        factor = xp.where(s > 0, eta_plus, xp.where(flipped, eta_minus, xp.where(s == 0, 1.0, s)))
+        step = xp.clip(step * factor, smin, smax)
+        g = xp.where(flipped, 0.0, g)
+        u = -(xp.sign(g) * step)
         if ratio != 1.0:
             u = ratio * u
         return u, g, step
@@ -85,7 +84,8 @@ def scale_by_rprop(
     def update(updates: Tree, state: ScaleByRpropState, params: Tree | None = None):
         eta = resolve_lr(lr, state.count) * state.lr_scale
         ratio = eta / lr0 if callable(lr) else state.lr_scale
-        out = tree_map(lambda g, p, s: leaf(g, p, s, ratio), updates, state.prev, state.step_size)
+        xp = tree_namespace(updates)
+        out = tree_map(lambda g, p, s: leaf(xp, g, p, s, ratio), updates, state.prev, state.step_size)
         u = tree_map(lambda _, o: o[0], updates, out)
         prev = tree_map(lambda _, o: o[1], updates, out)
         step = tree_map(lambda _, o: o[2], updates, out)

@@ -4,7 +4,8 @@ State is a tree of NamedTuples, tuples, dicts, lists, arrays and Python
 scalars. :func:`state_to_dict` flattens it into ``{path: ndarray}`` (ready for
 ``np.savez`` or safetensors, no pickle); :func:`state_from_dict` rebuilds it from
 that dict and a template (``tx.init(params)``), checking every key, shape and
-dtype.
+dtype. The state of a transformation run on torch tensors flattens to copies of
+its tensors (same device and dtype) next to 0-d ndarrays for its scalars.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from descend.errors import StructureError
+from descend.optim._backend import copy, is_array, namespace
 
 State = Any
 
@@ -39,7 +41,8 @@ def state_to_dict(state: State, prefix: str = "") -> dict[str, np.ndarray]:
     if items is None:
         if state is None:
             return out
-        out[prefix] = np.array(state)  # copy, so later in-place steps cannot alter a checkpoint
+        # a copy, so later in-place steps cannot alter a checkpoint; a tensor stays a tensor (device, dtype)
+        out[prefix] = np.array(state) if not is_array(state) or isinstance(state, np.ndarray) else copy(state)
         return out
     for key, child in items:
         out.update(state_to_dict(child, f"{prefix}.{key}" if prefix else key))
@@ -57,9 +60,9 @@ def state_from_dict(template: State, flat: dict[str, np.ndarray]) -> State:
             f"missing keys {missing[:5]}, unexpected keys {extra[:5]}"
         )
     for key, ref in expected.items():
-        got = np.asarray(flat[key])
-        if got.shape != ref.shape:
-            raise StructureError(f"state_from_dict: {key} has shape {got.shape}, expected {ref.shape}")
+        got = _as_array(flat[key])
+        if tuple(got.shape) != tuple(ref.shape):
+            raise StructureError(f"state_from_dict: {key} has shape {tuple(got.shape)}, expected {tuple(ref.shape)}")
         if got.dtype != ref.dtype:
             raise StructureError(f"state_from_dict: {key} has dtype {got.dtype}, expected {ref.dtype}")
     return _rebuild(template, flat, "")
@@ -70,9 +73,11 @@ def _rebuild(template: Any, flat: dict[str, np.ndarray], prefix: str) -> Any:
     if items is None:
         if template is None:
             return None
-        value = np.asarray(flat[prefix])
+        value = _as_array(flat[prefix])
         if isinstance(template, np.ndarray):
             return value.copy()
+        if is_array(template):  # a tensor: a copy on the template's device
+            return namespace(template).asarray(value, device=template.device, copy=True)
         if isinstance(template, bool):
             return bool(value)
         if isinstance(template, int):
@@ -88,6 +93,11 @@ def _rebuild(template: Any, flat: dict[str, np.ndarray], prefix: str) -> Any:
     if isinstance(template, tuple):
         return type(template)(children)
     return children
+
+
+def _as_array(value: Any) -> Any:
+    """An ndarray or tensor as it is, anything else through ``np.asarray``."""
+    return value if is_array(value) else np.asarray(value)
 
 
 def find_fields(state: State, field: str) -> list[Any]:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from descend.errors import StructureError
+from descend.optim._backend import is_array, namespace
 
 Tree = Any  # np.ndarray | list[Tree] | tuple[Tree, ...] | dict[str, Tree]
 
@@ -48,6 +49,8 @@ def _describe(x: Any) -> str:
         return f"a {type(x).__name__} of length {len(x)}"
     if isinstance(x, np.ndarray):
         return f"an array of shape {x.shape}"
+    if is_array(x):  # a torch tensor
+        return f"an array of shape {tuple(x.shape)}"
     return f"a {type(x).__name__}"
 
 
@@ -74,18 +77,203 @@ def check_same_structure(a: Tree, b: Tree, name_a: str, name_b: str, owner: str,
 
 
 def tree_map(fn: Callable[..., Any], tree: Tree, *rest: Tree) -> Tree:
-    """Apply ``fn`` leaf-wise over trees of identical structure."""
+    """Apply ``fn`` leaf-wise over ``tree`` and the trees ``rest`` of the same structure.
+
+    ``tree`` (the first) defines the structure: every other tree must have the
+    same containers (kind, keys, length) down to ``tree``'s leaves, where it may
+    hold anything (a leaf, or a tuple a previous ``tree_map`` made). A tree that
+    differs raises one :class:`~descend.errors.StructureError` naming the path,
+    what the first tree has there and what the other has; so does a leaf whose
+    shape does not fit (NumPy's broadcasting error), instead of a bare
+    ``KeyError`` or ``ValueError``. The error's ``keys`` attribute is the path as
+    a list of keys. The checks cost nothing for single arrays and a length
+    comparison per container; paths are worked out only on error.
+    """
+    if not rest:
+        return _map1(fn, tree)
+    if not is_container(tree):  # one array (the hot path): only a failing leaf costs anything
+        try:
+            return fn(tree, *rest)
+        except ValueError as error:
+            _raise_mismatch(tree, rest, [], error)
+            raise
+    try:
+        return _map(fn, tree, rest)
+    except _Failed as failed:
+        keys, error = failed.keys[::-1], failed.error
+        if isinstance(error, (_Mismatch, KeyError, IndexError, TypeError, ValueError)):
+            _raise_mismatch(tree, rest, keys, error)
+        raise error from None
+
+
+class _Mismatch(Exception):
+    """Raised inside :func:`_map` where the trees differ; :func:`_raise_mismatch` turns it into a StructureError."""
+
+
+class _Failed(Exception):
+    """Carries an error out of :func:`_map` with the keys of the node it happened at (innermost first)."""
+
+    def __init__(self, error: BaseException, key: Any = None):
+        super().__init__()
+        self.error = error
+        self.keys: list[Any] = [] if key is None else [key]
+
+
+def _map1(fn: Callable[..., Any], tree: Tree) -> Tree:
     if is_container(tree):
         if isinstance(tree, dict):
-            return {k: tree_map(fn, v, *(r[k] for r in rest)) for k, v in tree.items()}
-        out = [tree_map(fn, v, *(r[i] for r in rest)) for i, v in enumerate(tree)]
+            return {k: _map1(fn, v) for k, v in tree.items()}
+        out = [_map1(fn, v) for v in tree]
         return type(tree)(out) if isinstance(tree, tuple) else out
-    return fn(tree, *rest)
+    return fn(tree)
+
+
+def _map(fn: Callable[..., Any], tree: Tree, rest: tuple[Tree, ...] | list[Tree]) -> Tree:
+    if not is_container(tree):
+        try:
+            return fn(tree, *rest)
+        except Exception as error:
+            raise _Failed(error) from None
+    n = len(tree)
+    for r in rest:
+        if not is_container(r) or len(r) != n:
+            raise _Failed(_Mismatch())
+    # Explicit loops: a try costs nothing until something raises, and the failing key goes on the error.
+    if isinstance(tree, dict):
+        out = {}
+        for k, v in tree.items():
+            try:
+                out[k] = _map(fn, v, [r[k] for r in rest])
+            except _Failed as failed:
+                failed.keys.append(k)
+                raise
+            except (KeyError, IndexError, TypeError) as error:  # r[k]: another tree lacks the key here
+                raise _Failed(error) from None
+        return out
+    items = []
+    for i, v in enumerate(tree):
+        try:
+            items.append(_map(fn, v, [r[i] for r in rest]))
+        except _Failed as failed:
+            failed.keys.append(i)
+            raise
+        except (KeyError, IndexError, TypeError) as error:
+            raise _Failed(error) from None
+    return type(tree)(items) if isinstance(tree, tuple) else items
+
+
+def _shape(x: Any) -> tuple[int, ...] | None:
+    shape = getattr(x, "shape", None)
+    return None if shape is None else tuple(shape)
+
+
+def _path(keys: list[Any]) -> str:
+    return "".join(f"[{k!r}]" for k in keys)
+
+
+def _at(tree: Tree, keys: list[Any]) -> tuple[bool, Any]:
+    """``(True, node)`` at ``keys`` in ``tree``, or ``(False, None)`` if the path does not exist there."""
+    node = tree
+    for k in keys:
+        if not is_container(node):
+            return False, None
+        try:
+            node = node[k]
+        except (KeyError, IndexError, TypeError):
+            return False, None
+    return True, node
+
+
+def _raise_mismatch(tree: Tree, rest: tuple[Tree, ...], keys: list[Any], error: BaseException) -> None:
+    """Raise the StructureError that explains ``error`` (which happened at ``keys``) if the trees differ there."""
+    found_first, first = _at(tree, keys)
+    for i, other in enumerate(rest, start=1):
+        found = None
+        found_other, node = _at(other, keys)
+        if found_first and found_other:
+            found = _first_difference(first, node, _path(keys))
+        if found is None:
+            found = _first_difference(tree, other, "")
+        if found is not None:
+            path, expected, given = found
+            which = "the second tree" if i == 1 else f"tree {i + 1}"
+            structure_error = StructureError(
+                f"tree_map: the trees differ at {path or 'the top level'}: "
+                f"expected {expected} (as in the first tree), {which} has {given}"
+            )
+            structure_error.keys = list(keys)  # type: ignore[attr-defined]
+            raise structure_error from (None if isinstance(error, _Mismatch) else error)
+
+
+def _first_difference(a: Tree, b: Tree, path: str) -> tuple[str, str, str] | None:
+    """``(path, what a has, what b has)`` where ``b`` first stops matching ``a``'s structure or leaf shapes."""
+    if is_container(a):
+        same_kind = type(a) is type(b) or (isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)))
+        if not is_container(b) or not same_kind or len(a) != len(b) or (isinstance(a, dict) and a.keys() != b.keys()):
+            return path, _describe(a), _describe(b)
+        pairs = (
+            [(f"[{k!r}]", a[k], b[k]) for k in a]
+            if isinstance(a, dict)
+            else [(f"[{i}]", ca, cb) for i, (ca, cb) in enumerate(zip(a, b, strict=True))]
+        )
+        for key, ca, cb in pairs:
+            found = _first_difference(ca, cb, path + key)
+            if found is not None:
+                return found
+        return None
+    shape_a, shape_b = _shape(a), _shape(b)
+    if shape_a is not None and shape_b is not None and shape_a != shape_b:
+        return path, f"shape {shape_a}", f"shape {shape_b}"
+    return None
+
+
+def state_mismatch(grads: Tree, link_state: Any, keys: list[Any] | None = None) -> str | None:
+    """Where ``grads`` first differ from a per-parameter field of an optimizer state (a NamedTuple), or None.
+
+    ``keys`` is the path where an update failed (a StructureError's ``keys``):
+    the fields are compared there first, so that a state field shaped unlike
+    the parameters by design (Adafactor's factored rows) is not blamed for
+    another leaf. Only called once an update has failed (a cold path), to name
+    grads, the state field and the path in one message.
+    """
+    keys = keys or []
+    fields = [
+        (field, getattr(link_state, field))
+        for field in getattr(link_state, "_fields", ())
+        if _shape(getattr(link_state, field)) is not None or is_container(getattr(link_state, field))
+    ]  # skip counts, learning rates and None
+    found_grads, g_node = _at(grads, keys)
+    candidates = []
+    for field, value in fields:
+        found_state, s_node = _at(value, keys)
+        if found_grads and found_state:
+            candidates.append((field, _first_difference(s_node, g_node, _path(keys))))
+    candidates += [(field, _first_difference(value, grads, "")) for field, value in fields]
+    for field, found in candidates:
+        if found is not None:
+            path, expected, given = found
+            return (
+                f"grads do not match the optimizer state at {path or 'the top level'} "
+                f"({type(link_state).__name__}.{field}, made by tx.init from the parameters): "
+                f"expected {expected}, got {given}"
+            )
+    return None
+
+
+def state_links_mismatch(state: Any, links: int) -> str:
+    """The message for a chain given a state that is not one of its own (wrong kind or number of links)."""
+    if not isinstance(state, tuple):
+        return f"update: the state must be the tuple of {links} link states from tx.init, got {_describe(state)}"
+    return (
+        f"update: the state has {len(state)} link states but this optimizer has {links} links "
+        "(was the state made by another optimizer's init?)"
+    )
 
 
 def tree_zeros_like(tree: Tree) -> Tree:
-    return tree_map(np.zeros_like, tree)
+    """Zeros shaped like each leaf, in its dtype and namespace (NumPy, or torch on the leaf's device)."""
+    return tree_map(lambda x: namespace(x).zeros_like(x), tree)
 
 
 def tree_full_like(tree: Tree, value: float) -> Tree:
-    return tree_map(lambda x: np.full_like(x, value), tree)
+    return tree_map(lambda x: namespace(x).full_like(x, value), tree)

@@ -164,7 +164,8 @@ def reduce_on_plateau(
 
 def _as_float(owner: str, name: str, value: Any) -> float:
     """A Python float from a number or a 0-d array / tensor; anything else is refused."""
-    if isinstance(value, (bool, str, bytes)) or np.ndim(value) != 0:
+    ndim = getattr(value, "ndim", None)  # an array or tensor's own (np.ndim would convert a tensor)
+    if isinstance(value, (bool, str, bytes)) or (np.ndim(value) if ndim is None else ndim) != 0:
         raise ParameterError(f"{owner}: {name} must be a real number, got {value!r}")
     try:
         return float(value)

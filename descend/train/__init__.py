@@ -9,6 +9,7 @@ from descend.train.callbacks import (
     TerminateOnNaN,
 )
 from descend.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from descend.train.lock import LockError
 from descend.train.metrics import MetricsWriter, read_metrics
 from descend.train.trainer import History, Trainer
 
@@ -17,6 +18,7 @@ __all__ = [
     "CheckpointError",
     "EarlyStopping",
     "History",
+    "LockError",
     "MetricsWriter",
     "ModelCheckpoint",
     "ProgressBar",

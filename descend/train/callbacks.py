@@ -3,8 +3,9 @@
 Each callback may implement any of ``on_train_begin(trainer)``,
 ``on_epoch_begin(trainer, epoch)``, ``on_batch_end(trainer, step, logs)``,
 ``on_epoch_end(trainer, epoch, logs)`` and ``on_train_end(trainer, logs)``, and
-``state_dict()`` / ``load_state_dict(d)`` (JSON-safe) so that a resumed run
-continues exactly. Setting ``trainer.stop_training = True`` ends training
+``state_dict()`` / ``load_state_dict(d)`` (JSON-safe) and ``state_arrays()`` /
+``load_state_arrays(arrays)`` (NumPy arrays, stored in the checkpoint's npz) so that
+a resumed run continues exactly. Setting ``trainer.stop_training = True`` ends training
 after the current epoch.
 """
 
@@ -36,6 +37,13 @@ class Callback:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         pass
 
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """Array state (kept in the checkpoint as arrays, not JSON)."""
+        return {}
+
+    def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        pass
+
 
 def _resolve_mode(owner: str, monitor: str, mode: str) -> str:
     check(owner, "mode", mode, OneOf("auto", "min", "max"))
@@ -54,7 +62,9 @@ class EarlyStopping(Callback):
     """Stop when ``monitor`` has not improved by more than ``min_delta`` for ``patience`` epochs.
 
     With ``restore_best_weights`` the parameters of the best epoch are put back
-    at the end (as Keras does when training stops early or ends).
+    at the end (as Keras does when training stops early or ends), and the trainer's
+    ``checkpoint_weights`` says so (``"best (epoch 7)"``, epochs counted from 1). The best
+    parameters are part of the checkpoint, so a resumed run restores the same ones.
     """
 
     def __init__(
@@ -97,12 +107,27 @@ class EarlyStopping(Callback):
     def on_train_end(self, trainer, logs: dict[str, float]) -> None:
         if self.restore_best_weights and self.best_params is not None:
             trainer.model.params[...] = self.best_params
+            trainer.checkpoint_weights = f"best (epoch {self.best_epoch + 1})"
 
     def state_dict(self) -> dict[str, Any]:
-        return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait}
+        return {
+            "best": self.best,
+            "best_epoch": self.best_epoch,
+            "wait": self.wait,
+            "stopped_epoch": self.stopped_epoch,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best, self.best_epoch, self.wait = float(state["best"]), int(state["best_epoch"]), int(state["wait"])
+        stopped = state.get("stopped_epoch")
+        self.stopped_epoch = None if stopped is None else int(stopped)
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        return {} if self.best_params is None else {"best_params": self.best_params}
+
+    def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        best = arrays.get("best_params")
+        self.best_params = None if best is None else np.array(best, copy=True)
 
 
 class TerminateOnNaN(Callback):

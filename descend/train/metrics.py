@@ -8,10 +8,13 @@ uninterrupted run's.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 from pathlib import Path
 from typing import Any
+
+from descend._io import atomic_write_text
 
 
 class MetricsWriter:
@@ -32,14 +35,19 @@ class MetricsWriter:
             os.fsync(f.fileno())
 
     def truncate_after(self, epoch: int) -> None:
-        """Keep the header and rows whose ``epoch`` is <= ``epoch`` (for resuming)."""
-        rows = read_metrics(self.path)
-        with self.path.open("w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(self.fieldnames)
-            for r in rows:
-                if r["epoch"] <= epoch:
-                    w.writerow([_fmt(r.get(k)) for k in self.fieldnames])
+        """Keep the header and the rows of epochs 1, 2, ..., ``epoch`` (for resuming), atomically: a kill
+        while cutting leaves the old file, and a row torn by a crash mid-write (``1`` of ``12,...``) is
+        dropped, since it does not continue the sequence."""
+        out = io.StringIO(newline="")
+        w = csv.writer(out)
+        w.writerow(self.fieldnames)
+        kept = 0
+        with self.path.open(newline="") as f:
+            for r in csv.DictReader(f):  # the cells as written (a torn number is never parsed)
+                if kept < epoch and (r.get("epoch") or "").strip() == str(kept + 1):
+                    w.writerow([r.get(k) or "" for k in self.fieldnames])
+                    kept += 1
+        atomic_write_text(self.path, out.getvalue())
 
 
 def _fmt(v: Any) -> str:

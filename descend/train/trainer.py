@@ -6,11 +6,16 @@ descent, ``1`` is stochastic gradient descent), logs telemetry each epoch to the
 history and to ``run_dir/metrics.csv``, and checkpoints atomically to
 ``run_dir/checkpoint`` so that ``fit(..., resume=True)`` continues an
 interrupted run and ends with bitwise the same parameters.
+
+One process writes a run directory at a time: ``fit`` holds its lock
+(:mod:`descend.train.lock`) while it writes. The final checkpoint holds the
+weights the run ends with (the best epoch's when early stopping restores them,
+named in ``checkpoint_weights`` and the checkpoint's ``weights``; the last
+epoch's are kept beside them so that a resumed run continues exactly).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -20,13 +25,26 @@ from typing import Any
 
 import numpy as np
 
+from descend._io import atomic_write_json
 from descend._validation import BOOL, Interval, check
 from descend.errors import DescendError, ParameterError
 from descend.optim import get_lr, state_from_dict, state_to_dict
 from descend.optim.base import GradientTransformation
+from descend.optim.closure import ClosureOptimizer
 from descend.optim.fused import step as optim_step
+from descend.optim.regularization import penalty
+from descend.optim.sam import SharpnessAware
+from descend.optim.schedule_free import schedule_free_states
+from descend.train import lock
 from descend.train.callbacks import Callback
-from descend.train.checkpoint import CheckpointError, load_checkpoint, rng_from_json, rng_state_to_json, save_checkpoint
+from descend.train.checkpoint import (
+    CheckpointError,
+    config_hash,
+    load_checkpoint,
+    rng_from_json,
+    rng_state_to_json,
+    save_checkpoint,
+)
 from descend.train.metrics import MetricsWriter
 from descend.train.telemetry import global_norm, layer_slices, segment_norms
 
@@ -34,6 +52,8 @@ CHECKPOINT = "checkpoint"
 METRICS = "metrics.csv"
 SUMMARY = "summary.json"
 CONFIG = "config.json"
+#: The last epoch's parameters in a final checkpoint whose model weights are others (restored best ones).
+LAST_PARAMS = "last/params"
 
 
 class History:
@@ -82,7 +102,8 @@ class Trainer:
     model: a ``descend.nn`` module whose parameters live in ``model.params``.
     loss: a ``descend.nn`` loss (``forward(logits, y) -> float``, ``backward() -> dlogits``)
         or its name (``"cross_entropy"``, ``"mse"``, ``"binary_cross_entropy"``).
-    optimizer: a :class:`~descend.optim.GradientTransformation` over the flat buffer.
+    optimizer: a :class:`~descend.optim.GradientTransformation` over the flat buffer, or a SAM
+        optimizer (:func:`descend.optim.sam`: each step takes a second gradient at the perturbed point).
     callbacks: :class:`~descend.train.callbacks.Callback` objects.
     run_dir: where ``metrics.csv``, ``checkpoint`` and ``summary.json`` go (None: nowhere).
     seed: seeds the shuffling of batches (:class:`descend.data.Loader`); the
@@ -116,6 +137,15 @@ class Trainer:
         check("Trainer", "checkpoint_every", checkpoint_every, Interval(1, None, integer=True))
         if optimizer is None:
             optimizer = adam(lr=1e-3)
+        self.sam = None  # a SAM optimizer: its wrapped optimizer steps, fed the gradient at θ + ε
+        if isinstance(optimizer, SharpnessAware):
+            self.sam, optimizer = optimizer, optimizer.optimizer
+        elif isinstance(optimizer, ClosureOptimizer):
+            raise ParameterError(
+                "Trainer: optimizer is a closure optimizer (L-BFGS runs its own line search over a fixed objective), "
+                "which the mini-batch loop cannot drive; minimize a full-batch objective with "
+                "descend.optim.lbfgs(...).minimize(fun_and_grad, params) instead"
+            )
         if not isinstance(optimizer, GradientTransformation):
             raise ParameterError(f"Trainer: optimizer must be a GradientTransformation, got {type(optimizer).__name__}")
         self.model = model
@@ -134,6 +164,10 @@ class Trainer:
         self.step = 0  # optimizer steps completed
         self.stop_training = False
         self.diverged = False
+        self.checkpoint_weights = "last"  # which weights the model (and the final checkpoint) holds
+        self.config: dict[str, Any] | None = None
+        self._last_params: np.ndarray | None = None  # the last epoch's weights, when others were restored
+        self._saved: tuple[int, bool, str] | None = None
         self.epochs = 0
         self.batches_per_epoch = 0
         self.wall_time = 0.0
@@ -156,15 +190,7 @@ class Trainer:
         """Add the L1/L2 penalty gradients into ``model.grads`` and return the penalty value."""
         if self._weight_mask is None:
             return 0.0
-        w, g, mask = self.model.params, self.model.grads, self._weight_mask
-        value = 0.0
-        if self.l2:
-            value += 0.5 * self.l2 * float(np.dot(w * mask, w))
-            g += (self.l2 * mask) * w
-        if self.l1:
-            value += self.l1 * float(np.abs(w * mask).sum())
-            g += (self.l1 * mask) * np.sign(w)
-        return value
+        return penalty(self.model.params, self.model.grads, self.l1, self.l2, self._weight_mask)
 
     # ------------------------------------------------------------------- train
 
@@ -193,18 +219,28 @@ class Trainer:
         self.epochs = int(epochs)
         self.loader = Loader((x, y), batch_size, shuffle=shuffle, seed=self.seed)
         self.batches_per_epoch = len(self.loader)
+        if config is not None:
+            self.config = config
+        if self.run_dir is None:
+            if resume:
+                raise ParameterError("fit: resume=True needs a run_dir")
+            return self._fit(validation, resume)
+        with lock.hold(self.run_dir, "Trainer.fit"):
+            return self._fit(validation, resume)
+
+    def _fit(self, validation: Any, resume: bool) -> History:
         writer = None
+        self.stop_training = False
+        self.checkpoint_weights, self._last_params = "last", None
         if self.run_dir is not None:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            if config is not None and not resume:
-                _write_json(self.run_dir / CONFIG, config)
+            if self.config is not None and not resume:
+                _write_json(self.run_dir / CONFIG, self.config)
         if resume:
             self._restore()
         if self.run_dir is not None:
             writer = MetricsWriter(self.run_dir / METRICS, _columns(self._slices.names, validation is not None))
             if resume:
                 writer.truncate_after(self.epoch)
-        self.stop_training = False
         for cb in self.callbacks:
             cb.on_train_begin(self)
         t_start = time.perf_counter() - self.wall_time
@@ -212,10 +248,11 @@ class Trainer:
         while self.epoch < self.epochs and not self.stop_training:
             for cb in self.callbacks:
                 cb.on_epoch_begin(self, self.epoch)
-            logs = self._train_epoch()
-            if validation is not None and not self.diverged:
-                val = self.evaluate(validation)
-                logs.update({f"val_{k}": v for k, v in val.items()})
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # divergence: reported, not warned
+                logs = self._train_epoch()
+                if validation is not None and not self.diverged:
+                    val = self.evaluate(validation)
+                    logs.update({f"val_{k}": v for k, v in val.items()})
             self.epoch += 1
             self.wall_time = time.perf_counter() - t_start
             logs = {"epoch": self.epoch, "step": self.step, "time": self.wall_time, **logs}
@@ -224,11 +261,32 @@ class Trainer:
                 cb.on_epoch_end(self, self.epoch - 1, logs)
             if writer is not None:
                 writer.append(logs)
-            if self.run_dir is not None and (self.epoch % self.checkpoint_every == 0 or self.epoch == self.epochs):
+            if self.run_dir is not None and self.epoch % self.checkpoint_every == 0:
                 self.save()
+        last = self.model.params.copy() if self.run_dir is not None else None
         for cb in self.callbacks:
             cb.on_train_end(self, logs)
+        if self.run_dir is not None:
+            # The final checkpoint holds the weights the run reports (restored best ones included), with the
+            # last epoch's beside them when they differ: a resumed run continues from those.
+            self._last_params = None if np.array_equal(last, self.model.params) else last
+            if self._last_params is not None or self._saved != self._save_token():
+                self.save()
         return self.history
+
+    def _sam_gradient(self, xb: np.ndarray, yb: np.ndarray) -> None:
+        """SAM's second evaluation: ``model.grads`` becomes the gradient at θ + ε on the same batch (θ restored).
+
+        The model runs forward twice per step (dropout draws new masks, BatchNorm updates its running
+        statistics twice); the loss and gradient norm logged are those at θ.
+        """
+        params = self.model.params
+        saved = params.copy()
+        params += self.sam.perturbation(self.model.grads, params)
+        self.loss.forward(self.model.forward(xb), yb)
+        self.model.backward(self.loss.backward(), input_grad=False)
+        self._penalty()
+        params[...] = saved
 
     def _train_epoch(self) -> dict[str, float]:
         model, loss_fn, tx = self.model, self.loss, self.optimizer
@@ -247,6 +305,8 @@ class Trainer:
             penalty = self._penalty()
             gnorm_sum += global_norm(grads)
             gnorm_n += 1
+            if self.sam is not None:
+                self._sam_gradient(xb, yb)
             last = b == self.batches_per_epoch - 1
             if self.step % self.telemetry_every == 0 or last:
                 # A telemetry step needs the update itself (update-to-weight ratios): the pure update, then
@@ -295,21 +355,35 @@ class Trainer:
     # -------------------------------------------------------------- inference
 
     def predict(self, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-        """Model outputs (logits) in evaluation mode."""
+        """Model outputs (logits) in evaluation mode (a schedule-free optimizer's: at its average x)."""
         check("predict", "batch_size", batch_size, Interval(1, None, integer=True))
         was_training = self.model.training
         self.model.eval()
+        train_weights = self._load_eval_weights()
         try:
             outs = [self.model.forward(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
         finally:
             self.model.train(was_training)
+            if train_weights is not None:
+                self.model.params[...] = train_weights
         return np.concatenate(outs) if outs else np.zeros((0,))
+
+    def _load_eval_weights(self) -> np.ndarray | None:
+        """Schedule-free optimizers train at y and are evaluated at x (schedulefree's ``optimizer.eval()``): put x
+        into the model and return the training weights to restore (None for every other optimizer)."""
+        found = schedule_free_states(self.opt_state)
+        if not found or not isinstance(found[0].x, np.ndarray) or found[0].x.shape != self.model.params.shape:
+            return None
+        train_weights = self.model.params.copy()
+        self.model.params[...] = found[0].x
+        return train_weights
 
     def evaluate(self, data: Any, batch_size: int = 1024) -> dict[str, float]:
         """``{"loss": ..., "accuracy": ...}`` over ``data`` in evaluation mode."""
         x, y = _as_xy(data, "evaluate", "data")
-        logits = self.predict(x, batch_size)
-        out = {"loss": float(self.loss.forward(logits, y))}
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # inf/NaN weights give an inf/NaN loss
+            logits = self.predict(x, batch_size)
+            out = {"loss": float(self.loss.forward(logits, y))}
         if logits.ndim == 2 and logits.shape[1] > 1:
             out["accuracy"] = float(np.mean(logits.argmax(axis=1) == y))
         return out
@@ -318,23 +392,41 @@ class Trainer:
 
     def save(self, path: str | os.PathLike | None = None) -> Path:
         """Write parameters, optimizer state, RNG states and counters atomically."""
+        own = path is None
         if path is None:
             if self.run_dir is None:
                 raise ParameterError("save: give a path or construct the Trainer with run_dir")
             path = self.run_dir / CHECKPOINT
         arrays = {f"model/{k}": v for k, v in self.model.state_dict().items()}
         arrays.update({f"optimizer/{k}": v for k, v in state_to_dict(self.opt_state).items()})
+        keyed = _keyed(self.callbacks)
+        for key, cb in keyed.items():
+            arrays.update({f"callbacks/{key}/{name}": np.asarray(a) for name, a in cb.state_arrays().items()})
+        if self._last_params is not None:
+            arrays[LAST_PARAMS] = self._last_params
         meta = {
             "epoch": self.epoch,
             "step": self.step,
+            "epochs_total": self.epochs,
             "wall_time": self.wall_time,
             "diverged": self.diverged,
+            "stop_training": self.stop_training,
+            "weights": self.checkpoint_weights,
             "loader": self.loader.state() if self.loader is not None else None,
             "model_rngs": _model_rng_states(self.model),
-            "callbacks": {key: cb.state_dict() for key, cb in _keyed(self.callbacks).items()},
+            "callbacks": {key: cb.state_dict() for key, cb in keyed.items()},
             "history": self.history.rows,
         }
-        return save_checkpoint(path, arrays, meta)
+        if self.config is not None:
+            meta["config"] = self.config
+            meta["config_sha256"] = config_hash(self.config)
+        written = save_checkpoint(path, arrays, meta)
+        if own:
+            self._saved = self._save_token()
+        return written
+
+    def _save_token(self) -> tuple[int, bool, str]:
+        return (self.epoch, self.stop_training, self.checkpoint_weights)
 
     def _restore(self, path: str | os.PathLike | None = None) -> None:
         if path is None:
@@ -349,9 +441,14 @@ class Trainer:
             self.opt_state = state_from_dict(self.optimizer.init(self.model.params), opt_arrays)
         except DescendError as exc:
             raise CheckpointError(f"checkpoint {path} does not fit this model and optimizer: {exc}") from None
+        if LAST_PARAMS in arrays:  # the final checkpoint of a run that restored other weights: train on from these
+            if arrays[LAST_PARAMS].shape != self.model.params.shape:
+                raise CheckpointError(f"checkpoint {path} does not fit this model: {LAST_PARAMS} has another shape")
+            self.model.params[...] = arrays[LAST_PARAMS]
         self.epoch, self.step = int(meta["epoch"]), int(meta["step"])
         self.wall_time = float(meta.get("wall_time", 0.0))
         self.diverged = bool(meta.get("diverged", False))
+        self.stop_training = bool(meta.get("stop_training", False))  # a run that stopped early stays stopped
         if self.loader is not None and meta.get("loader") is not None:
             self.loader.set_state(meta["loader"])
         _set_model_rng_states(self.model, meta.get("model_rngs", []))
@@ -361,7 +458,12 @@ class Trainer:
         for key, cb in _keyed(self.callbacks).items():
             if key in saved_cbs:
                 cb.load_state_dict(saved_cbs[key])
+            prefix = f"callbacks/{key}/"
+            cb_arrays = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+            if cb_arrays:
+                cb.load_state_arrays(cb_arrays)
         self.history = History(meta.get("history", []))
+        self._saved = self._save_token()
 
 
 def _keyed(callbacks: Sequence[Callback]) -> dict[str, Callback]:
@@ -401,9 +503,7 @@ def _set_model_rng_states(model, states: list[Any]) -> None:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
-    os.replace(tmp, path)
+    atomic_write_json(path, obj, sort_keys=True, default=_json_default)
 
 
 def _json_default(o: Any) -> Any:

@@ -110,7 +110,7 @@ def test_weight_decay_spares_biases_and_is_decoupled_for_adamw() -> None:
         (["--hidden", "256,x"], r"argument --hidden: must be positive integers"),
         (["--opt", "betas=0.9,1.5"], r"adam: betas\[1\] must be in \[0, 1\), got 1.5"),
         (["--opt", "foo=1"], r"adam takes no option\(s\) foo; its options: betas, eps"),
-        (["--schedule", "step", "--schedule-arg", "warmup=3"], r"schedule 'step' takes no argument\(s\) warmup"),
+        (["--schedule", "step", "--schedule-arg", "warmup=3"], r"schedule 'step' takes step_size, gamma; got warmup"),
         (["--epochs", "0"], r"argument --epochs: must be an integer in \[1, inf\)"),
     ],
 )

@@ -86,3 +86,42 @@ def test_bad_arguments(tmp_path):
         from_csv(path, delimiter=";;")
     with pytest.raises(DataError, match=r"label_column must be a column index or a column name, got 1.5"):
         from_csv(path, label_column=1.5)
+
+
+@pytest.mark.parametrize("label", ["1e9", "10000", "123456789012"])
+def test_a_huge_label_is_refused_before_allocating(tmp_path, label):
+    path = write(tmp_path, f"a,b,y\n1,2,0\n3,4,1\n5,6,{label}\n")
+    with pytest.raises(DataError, match=rf"line 4, column 3 \('y'\): label '{label}' .*at most 10000 classes"):
+        from_csv(path)
+    assert from_csv(write(tmp_path, "1,2,0\n3,4,9999\n")).num_classes == 10000  # the largest allowed
+
+
+def test_an_explicit_num_classes_may_exceed_the_inferred_limit(tmp_path):
+    ds = from_csv(write(tmp_path, "1,2,0\n3,4,12000\n"), num_classes=12001)
+    assert ds.num_classes == 12001
+
+
+def test_huge_labels_from_arrays_are_refused():
+    from descend.data import from_arrays
+
+    with pytest.raises(DataError, match=r"label 1000000000 at y\[2\] would make 1000000001 classes; at most 10000"):
+        from_arrays(np.zeros((3, 2)), np.array([0, 1, 10**9]))
+
+
+@pytest.mark.parametrize(
+    ("labels", "line", "given"),
+    [
+        (["0", "1", "0", "cat", "1"], 5, "cat"),  # one name among integers: the name is the odd one out
+        (["cat", "dog", "1", "dog", "cat"], 4, "1"),  # one integer among names
+        (["cat", "1"], 2, "cat"),  # a tie: the first name
+    ],
+)
+def test_a_mix_of_integer_and_named_labels_is_refused_naming_the_line(tmp_path, labels, line, given):
+    path = write(tmp_path, "a,b,y\n" + "".join(f"{i},{i},{s}\n" for i, s in enumerate(labels)))
+    with pytest.raises(DataError, match=rf"line {line}, column 3 \('y'\): label '{given}' .*integers.*names"):
+        from_csv(path)
+
+
+def test_named_labels_are_sorted_classes(tmp_path):
+    ds = from_csv(write(tmp_path, "1,2,dog\n3,4,cat\n5,6,emu\n7,8,cat\n"))
+    assert ds.classes == ("cat", "dog", "emu") and ds.y.tolist() == [1, 0, 2, 0]

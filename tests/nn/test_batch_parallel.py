@@ -2,7 +2,7 @@
 
 The sizes here are small, so the tests force the split (``MIN_BYTES`` / ``BATCH_PARALLEL_MIN`` = 0 and 2 or 3
 parts, including batches that do not divide evenly) and compare forward values, input gradients and parameter
-gradients with ``_blas.ENABLED = False``; partial dW / db sums change the summation order, hence the tolerances.
+gradients with ``dc.config.batch_parallel`` off; partial dW / db sums change the summation order, hence the tolerances.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import threading
 import numpy as np
 import pytest
 
-from descend import nn
+from descend import config, nn
 from descend.nn import _blas, _fast, conv
 
 TOL = {np.float64: {"rtol": 1e-12, "atol": 1e-12}, np.float32: {"rtol": 1e-5, "atol": 1e-5}}
@@ -41,10 +41,10 @@ def _both(monkeypatch, layer, x, input_grad=True, seed=0):
         layer.params[...] = rng.standard_normal(layer.params.size)
     out = []
     for enabled in (True, False):
-        monkeypatch.setattr(_blas, "ENABLED", enabled)
-        y = layer.forward(x)
-        dout = np.random.default_rng(seed + 1).standard_normal(y.shape).astype(x.dtype)
-        dx = layer.backward(dout, input_grad=input_grad)
+        with config.using(batch_parallel=enabled):
+            y = layer.forward(x)
+            dout = np.random.default_rng(seed + 1).standard_normal(y.shape).astype(x.dtype)
+            dx = layer.backward(dout, input_grad=input_grad)
         out.append((y.copy(), None if dx is None else dx.copy(), layer.grads.copy() if layer.num_params else None))
     return out
 

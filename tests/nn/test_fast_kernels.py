@@ -1,8 +1,8 @@
 """The fast layer paths against the NumPy reference code they replace.
 
-* ``conv.SAME_WIDTH_PATH``: stride-1 convolutions whose output is as wide as the input
+* ``dc.config.conv_same_width`` (``conv.SAME_WIDTH_PATH``): stride-1 convolutions whose output is as wide as the input
   (exact positions, ``(C·Πk, N, L)`` columns, batched GEMMs) against the general im2col path.
-* ``_fast.ENABLED``: the numba max-pool and ReLU-backward kernels against the NumPy code.
+* ``dc.config.fast_kernels`` (``_fast.ENABLED``): the numba max-pool and ReLU-backward kernels against the NumPy code.
 
 Forward values, parameter gradients and input gradients are compared for many geometries,
 odd sizes, both dtypes; the tests also check that the fast path was really taken.
@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from descend import nn
+from descend import config, nn
 from descend.nn import _fast, conv
 
 pytestmark = pytest.mark.skipif(_fast.kernels(np.float32) is None, reason="numba not installed")
@@ -36,10 +36,9 @@ def _conv_both(monkeypatch, make, x_shape, dtype, seed=0, input_grad=True):
     assert layer._cache[0] is not None, "the same-width path was not taken"
     dout = rng.standard_normal(y.shape).astype(dtype)
     fast = _run(layer, x, dout, input_grad)
-    monkeypatch.setattr(conv, "SAME_WIDTH_PATH", False)
-    ref = _run(layer, x, dout, input_grad)
-    assert layer._cache[0] is None
-    monkeypatch.setattr(conv, "SAME_WIDTH_PATH", True)
+    with config.using(conv_same_width=False):
+        ref = _run(layer, x, dout, input_grad)
+        assert layer._cache[0] is None
     return fast, ref
 
 
@@ -123,11 +122,10 @@ def _pool_both(monkeypatch, layer, x, seed=0):
     assert layer._cache[0] is not None, "the numba path was not taken"
     dout = rng.standard_normal(y.shape).astype(x.dtype)
     dx = layer.backward(dout)
-    monkeypatch.setattr(_fast, "ENABLED", False)
-    y_ref = layer.forward(x)
-    assert layer._cache[0] is None
-    dx_ref = layer.backward(dout)
-    monkeypatch.setattr(_fast, "ENABLED", True)
+    with config.using(fast_kernels=False):
+        y_ref = layer.forward(x)
+        assert layer._cache[0] is None
+        dx_ref = layer.backward(dout)
     return (y, dx), (y_ref, dx_ref)
 
 
@@ -197,8 +195,8 @@ def test_relu_backward_kernel_matches_numpy(monkeypatch, dtype):
     layer = nn.ReLU()
     layer.forward(x)
     dx = layer.backward(dout)
-    monkeypatch.setattr(_fast, "ENABLED", False)
-    dx_ref = layer.backward(dout)
+    with config.using(fast_kernels=False):
+        dx_ref = layer.backward(dout)
     assert dx.dtype == dtype
     np.testing.assert_array_equal(dx, dx_ref)
     assert np.all(dx[0, 0, :3] == 0)

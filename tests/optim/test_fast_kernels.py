@@ -19,6 +19,7 @@ import pytest
 
 import descend as dc
 from descend.optim import fused
+from descend.optim._buffers import MIN_ELEMENTS
 
 pytestmark = pytest.mark.skipif(not fused.ENABLED, reason="numba is not installed: only the reference path exists")
 
@@ -183,13 +184,20 @@ def test_fused_path_is_the_default_and_can_be_switched_off(monkeypatch) -> None:
     before = fused.calls["adam"]
     _one_step(tx, g, p)
     assert fused.calls["adam"] == before + 1
-    monkeypatch.setattr(fused, "ENABLED", False)
+    with dc.config.using(fused=False):
+        assert fused.ENABLED is False  # the old module attribute reads the configuration
+        _one_step(tx, g, p)
+        dc.optim.step(tx, p.copy(), g, tx.init(p))
+        dc.optim.donating_update(tx, g, tx.init(p), p)
+    assert fused.calls["adam"] == before + 1
+    monkeypatch.setattr(fused, "ENABLED", False)  # and writes it, as before
+    assert dc.config.fused is False
     _one_step(tx, g, p)
     assert fused.calls["adam"] == before + 1
 
 
 def test_without_numba_the_reference_path_runs(monkeypatch) -> None:
-    monkeypatch.setattr(fused, "ENABLED", True)
+    monkeypatch.setattr(dc.config, "fused", True)
     monkeypatch.setattr(fused, "_kernels_module", None)
     monkeypatch.setitem(sys.modules, "numba", None)  # import numba now raises ImportError
     monkeypatch.delitem(sys.modules, "descend.optim._kernels", raising=False)
@@ -198,12 +206,12 @@ def test_without_numba_the_reference_path_runs(monkeypatch) -> None:
     before = fused.calls["adam"]
     updates, _ = _one_step(tx, g, p)
     assert fused.calls["adam"] == before
-    assert fused.ENABLED is False
+    assert dc.config.fused is False  # switched off for the process, once
     np.testing.assert_array_equal(updates, tx.update.reference(g, tx.init(p), p)[0])
 
 
 def test_update_is_pure_while_output_buffers_are_recycled() -> None:
-    n = 3 * fused._MIN_POOLED + 7  # large enough to use the buffer pool
+    n = 3 * MIN_ELEMENTS + 7  # large enough to use the buffer pool
     rng = np.random.default_rng(1)
     tx = dc.optim.adam(lr=1e-2, weight_decay=0.1)
     params = rng.standard_normal(n).astype(np.float32)
@@ -221,14 +229,14 @@ def test_update_is_pure_while_output_buffers_are_recycled() -> None:
             np.testing.assert_array_equal(value, s_copy[key], err_msg=key)
         if t % 3 == 0:
             kept.append((new_state, updates, dc.optim.state_to_dict(new_state), updates.copy()))
-        ids.add(id(updates.base if updates.base is not None else updates))
+        ids.update(a.ctypes.data for a in (updates, new_state[1].exp_avg, new_state[1].exp_avg_sq))
         params = params + updates
         state = new_state
     for s, u, s_copy, u_copy in kept:
         np.testing.assert_array_equal(u, u_copy)
         for key, value in dc.optim.state_to_dict(s).items():
             np.testing.assert_array_equal(value, s_copy[key], err_msg=key)
-    assert len(ids) < 12, "dropped output buffers are reused"
+    assert len(ids) < 3 * 12, "dropped output buffers are reused"
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

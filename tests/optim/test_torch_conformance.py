@@ -2,11 +2,14 @@
 
 One table of cases drives the test. Each case runs ``STEPS`` float64 steps on a
 problem whose gradients depend on the trajectory and requires descend's
-parameters to match torch's within ``rtol=1e-7``.
+parameters to match torch's within ``rtol=1e-7``, on both array backends: the
+chain on NumPy arrays (``descend.optim``), and the same chain on torch float64
+tensors behind a ``torch.optim.Optimizer`` (``descend.torch``).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +20,7 @@ import descend as dc
 from tests.optim import problems
 
 torch = pytest.importorskip("torch")
+dtorch = pytest.importorskip("descend.torch")
 
 STEPS = 300
 RTOL = 1e-7
@@ -140,11 +144,16 @@ def _run_descend(case: Case, params0, grad_fn):
     return params
 
 
-def _run_torch(case: Case, params0, grad_fn):
+def _run_torch(case: Case, params0, grad_fn, descend_backend: bool = False):
+    """torch.optim's class (the reference), or with ``descend_backend`` descend.torch's class of the same name."""
     tparams = {k: torch.tensor(v.copy(), dtype=torch.float64, requires_grad=True) for k, v in params0.items()}
-    cls = getattr(torch.optim, case.torch_name or TORCH_NAMES[case.name])
-    kwargs = dict(case.kwargs if case.torch_kwargs is None else case.torch_kwargs)
-    kwargs.setdefault("foreach", False)  # the reference single-tensor path
+    name = case.torch_name or TORCH_NAMES[case.name]
+    if descend_backend:
+        cls, kwargs = getattr(dtorch, name), dict(case.kwargs)
+    else:
+        cls = getattr(torch.optim, name)
+        kwargs = dict(case.kwargs if case.torch_kwargs is None else case.torch_kwargs)
+        kwargs.setdefault("foreach", False)  # the reference single-tensor path
     opt = cls(list(tparams.values()), **kwargs)
     for _ in range(STEPS):
         current = {k: t.detach().numpy().copy() for k, t in tparams.items()}
@@ -161,11 +170,15 @@ PROBLEMS = {
 }
 
 
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
-def test_matches_torch(case: Case) -> None:
+def test_matches_torch(case: Case, backend: str) -> None:
     make_params, grad_fn = PROBLEMS[case.problem]
     params0 = make_params()
-    ours = _run_descend(case, params0, grad_fn)
+    if backend == "numpy":
+        ours = _run_descend(case, params0, grad_fn)
+    else:
+        ours = _run_torch(case, params0, grad_fn, descend_backend=True)
     theirs = _run_torch(case, params0, grad_fn)
     moved = any(not np.allclose(ours[k], params0[k]) for k in params0)
     assert moved, "the optimizer did not move the parameters: the comparison would be vacuous"
@@ -177,3 +190,21 @@ def test_matches_torch(case: Case) -> None:
 def test_every_torch_optimizer_has_a_case() -> None:
     covered = {c.name for c in CASES}
     assert set(TORCH_NAMES) <= covered, f"no conformance case for {sorted(set(TORCH_NAMES) - covered)}"
+
+
+def test_the_fused_kernels_run_exactly_when_the_config_says_so() -> None:
+    """``make test`` runs this file a second time with ``DESCEND_FUSED=0``: then every case above ran the chains."""
+    from descend.config import numba_available
+    from descend.optim import fused
+
+    off = os.environ.get("DESCEND_FUSED", "").strip().lower() in ("0", "false", "no", "off")
+    assert dc.config.fused is (not off and numba_available())
+    make_params, grad_fn = PROBLEMS["mixed"]
+    before = sum(fused.calls.values())
+    for name in ("adam", "sgd", "rmsprop"):
+        _run_descend(Case(name, {"lr": 0.01}), make_params(), grad_fn)
+    taken = sum(fused.calls.values()) - before
+    if dc.config.fused:
+        assert taken == 3 * STEPS, "the fused kernels run every step of the named optimizers that have one"
+    else:
+        assert taken == 0, "with the fast path off every step runs the reference chain"
