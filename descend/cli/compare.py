@@ -8,7 +8,8 @@
     descend compare --config experiment.toml              # the same keys in a TOML file
     descend compare --resume compare-mnist1d-mlp          # continue whatever that directory holds
 
-Runs go in parallel over ``--workers`` processes into ``DIR/runs/<optimizer>/lr=<lr>/seed=<seed>/``
+Runs go in parallel over ``--workers`` processes (or, with ``--scheduler tcp://HOST:8786``, the workers of a Dask
+cluster; :mod:`descend.lab.executors`) into ``DIR/runs/<optimizer>/lr=<lr>/seed=<seed>/``
 (each a ``descend train`` run directory); running the same command again continues an interrupted
 comparison without recomputing any finished run. The end is a ranked table and ``DIR/report.html``.
 The work is done by :mod:`descend.lab.compare` and :mod:`descend.lab.report`.
@@ -77,6 +78,17 @@ def seeds_arg(text: str) -> int | list[int]:
     if any(v < 0 for v in values):
         raise argparse.ArgumentTypeError(f"expected a number of seeds (3) or seeds separated by commas, got {text!r}")
     return values
+
+
+def _scheduler(text: str) -> str:
+    """``local`` or ``tcp://HOST:PORT`` (not contacted here)."""
+    from descend.errors import ParameterError
+    from descend.lab import executors
+
+    try:
+        return executors.parse_scheduler(text)
+    except ParameterError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("compare: ")) from None
 
 
 def _default_out(base: dict[str, Any]) -> Path:
@@ -152,12 +164,15 @@ def format_ranking(comparison) -> str:
 
 def run_compare(args: argparse.Namespace) -> int:
     from descend import config
-    from descend.lab import compare, report
+    from descend.lab import compare, executors, report
 
     if args.seed is not ex.UNSET:
         raise UsageError("descend compare trains several seeds: use --seeds N (seeds 0..N-1) or --seeds 0,7,11")
     # Before any training: a missing dependency is one line with its install command, not a late traceback.
     config.require("descend compare", "numba", *(() if args.no_report else ("matplotlib",)))
+    executors.check_options(args.scheduler, args.workers, args.max_concurrent)
+    if args.scheduler != executors.LOCAL:
+        executors.require_dask(args.scheduler)  # pip install 'descend[cluster]', before anything else
     if args.resume is not None:
         extra = _given_plan_options(args)
         if extra:
@@ -171,7 +186,9 @@ def run_compare(args: argparse.Namespace) -> int:
         out = Path(args.out) if args.out is not None else _default_out(plan["base"])
     check_output(out, directory=True, flag="--resume" if args.resume is not None else "--out")
     progress = compare.Progress(None if args.quiet else sys.stderr)
-    comparison = compare.run_comparison(plan, out, workers=args.workers, progress=progress)
+    comparison = compare.run_comparison(
+        plan, out, workers=args.workers, progress=progress, scheduler=args.scheduler, max_concurrent=args.max_concurrent
+    )
     print(format_ranking(comparison))
     if not args.no_report:
         path = report.write_report(comparison)
@@ -217,8 +234,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="validation metric to reach for the time-to-target columns (default: 90%% of the best)",
     )  # fmt: skip
     parser.add_argument(
-        "--workers", type=integer(1, 256), default=None, help="parallel worker processes (default: the cores)"
-    )
+        "--workers", type=integer(1, 256), default=None,
+        help="parallel worker processes of the local pool (default: the cores)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--scheduler", type=_scheduler, default="local", metavar="local|tcp://HOST:PORT",
+        help="where the runs train: 'local' (default, a process pool here) or a running Dask scheduler's address "
+        "(dask scheduler; dask worker tcp://HOST:PORT on each machine; needs pip install 'descend[cluster]'); "
+        "the workers must see --out at the same path",
+    )  # fmt: skip
+    parser.add_argument(
+        "--max-concurrent", type=integer(1, None), default=None, metavar="N",
+        help="with --scheduler tcp://...: at most N runs on the cluster at a time (default: as many as it takes)",
+    )  # fmt: skip
     parser.add_argument("--out", default=None, metavar="DIR", help="comparison directory (compare-DATASET-MODEL)")
     parser.add_argument("--config", default=None, metavar="FILE.toml", help="the experiment as a TOML file")
     parser.add_argument("--resume", default=None, metavar="DIR", help="continue the comparison in DIR as planned")

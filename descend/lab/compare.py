@@ -7,7 +7,8 @@ For each optimizer, :func:`run_comparison`
 3. reruns that learning rate with the remaining seeds (the *seeds* phase),
 
 so every optimizer is judged at its own best learning rate, with a spread over seeds. The runs go in
-parallel over worker processes; each is an ordinary run directory as ``descend train`` writes it
+parallel over worker processes, or the workers of a Dask cluster (``scheduler="tcp://HOST:8786"``, see
+:mod:`descend.lab.executors`); each is an ordinary run directory as ``descend train`` writes it
 (:func:`descend.train.experiment.run`)::
 
     DIR/comparison.json                     manifest: format version, the plan, the selected lrs
@@ -37,9 +38,7 @@ import concurrent.futures as cf
 import contextlib
 import json
 import math
-import multiprocessing
 import os
-import queue as queue_module
 import signal
 import sys
 import threading
@@ -51,6 +50,7 @@ from typing import Any, TextIO
 
 from descend._io import atomic_write_text
 from descend.errors import DescendError, ParameterError
+from descend.lab import executors
 from descend.train import experiment as ex
 from descend.train import lock
 from descend.train.callbacks import Callback
@@ -142,6 +142,20 @@ class RunSpec:
     @property
     def label(self) -> str:
         return f"{self.optimizer} lr={format_lr(self.lr)} seed={self.seed}"
+
+    @property
+    def run_id(self) -> str:
+        """The run's identity: the SHA-256 of its configuration, seed included (see :func:`run_id`)."""
+        return run_id(self.config)
+
+
+def run_id(config: Mapping[str, Any]) -> str:
+    """The hash that identifies a run: the one its checkpoint records (``config_sha256``, of the configuration
+    without ``epochs``; a comparison's runs all have the plan's). A resubmitted run whose directory holds a
+    checkpoint with this hash continues from it; one with another hash is refused."""
+    from descend.train.checkpoint import config_hash
+
+    return config_hash(dict(config))
 
 
 def _listify(obj: Any) -> Any:
@@ -963,18 +977,60 @@ def _data_for(config: dict[str, Any]):
     return _DATA[key]
 
 
-def _train(relpath: str, run_dir: str, config: dict[str, Any]) -> dict[str, Any]:
-    """Worker: train (or continue) one run in its own directory, holding its lock; returns its summary."""
+def _train(
+    relpath: str,
+    run_dir: str,
+    config: dict[str, Any],
+    callbacks: Sequence[Callback] = (),
+    lock_wait: float = _RUN_LOCK_WAIT,
+    what: str | None = None,
+) -> dict[str, Any]:
+    """Worker: train (or continue) one run in its own directory, holding its lock; returns its summary.
+
+    Resubmitting a run is safe (a retry after its worker died, a rerun of the comparison): one that an earlier
+    attempt finished returns its summary, one with a checkpoint continues from it (bitwise as if never
+    interrupted) once the checkpoint's configuration hash is found to be this run's (:func:`run_id`).
+    """
     out = Path(run_dir)
-    callbacks = [] if _QUEUE is None else [_Reporter(relpath, _QUEUE)]
+    callbacks = [*([] if _QUEUE is None else [_Reporter(relpath, _QUEUE)]), *callbacks]
     data = _data_for(config)
     _warm_up(config, data)
-    with lock.hold(out, f"descend compare worker of pid {os.getppid()}", wait=_RUN_LOCK_WAIT):
+    with lock.hold(out, what or f"descend compare worker of pid {os.getppid()}", wait=lock_wait):
+        finished = _resubmitted_summary(out, config)
+        if finished is not None:
+            return finished
         resume = (out / ex.CHECKPOINT).exists()
-        if not resume:  # a run killed before its first checkpoint: start it again from scratch
+        if resume:
+            _check_run_id(out, config)
+        else:  # a run killed before its first checkpoint: start it again from scratch
             for name in (ex.CONFIG, ex.METRICS):
                 (out / name).unlink(missing_ok=True)
         return ex.run(config, out, resume=resume, callbacks=callbacks, data=data)
+
+
+def _resubmitted_summary(out: Path, config: dict[str, Any]) -> dict[str, Any] | None:
+    """The summary of a run that an earlier attempt finished (None: not finished); another run's is refused."""
+    path = out / ex.SUMMARY
+    if not path.is_file():
+        return None
+    summary = _read_json(path, "the run summary")
+    if not isinstance(summary, dict) or _listify(summary.get("config")) != _listify(config):
+        raise ComparisonError(f"{path}: the summary of another run than {out}'s planned one; the run was edited")
+    return summary
+
+
+def _check_run_id(out: Path, config: dict[str, Any]) -> None:
+    """The run's checkpoint was written by this run (its recorded configuration hash is :func:`run_id`)."""
+    from descend.train.checkpoint import read_checkpoint_meta
+
+    path = out / ex.CHECKPOINT
+    recorded = read_checkpoint_meta(path).get("config_sha256")
+    expected = run_id(config)
+    if recorded != expected:
+        raise ComparisonError(
+            f"{path}: the checkpoint of another run (configuration hash {str(recorded)[:12]}, this run's "
+            f"{expected[:12]}); the run directory was edited or copied: delete {out} to train this run again"
+        )
 
 
 class _Reporter(Callback):
@@ -1033,6 +1089,7 @@ class _Live:
     epochs: int = 0
     loss: float | None = None
     started: bool = False  # the worker has begun it (it was queued before)
+    where: str | None = None  # host:pid of the worker training it (a cluster's), when known
 
 
 class Progress:
@@ -1073,16 +1130,20 @@ class Progress:
     def start(self, spec: RunSpec) -> None:
         self.active[spec.relpath] = _Live(spec, epochs=spec.config["epochs"])
 
-    def update(self, relpath: str, kind: str, epoch: float, epochs: int, loss: float | None) -> None:
+    def update(
+        self, relpath: str, kind: str, epoch: float, epochs: int, loss: float | None, where: str | None = None
+    ) -> None:
         live = self.active.get(relpath)
         if live is None:
             return
         live.epoch, live.epochs, live.started = float(epoch), int(epochs), True
         if loss is not None:
             live.loss = loss
+        if where is not None:
+            live.where = where
 
     def finish(self, spec: RunSpec, summary: dict[str, Any], metric: str, skipped: bool = False) -> None:
-        self.active.pop(spec.relpath, None)
+        live = self.active.pop(spec.relpath, None)
         self.done_runs += 1
         if skipped:
             return
@@ -1093,6 +1154,7 @@ class Progress:
             f"[{self.done_runs:>{len(str(self.total_runs))}}/{self.total_runs}] {spec.label}: {status}"
             + (f", {result}" if result else "")
             + f" ({summary.get('epochs', 0)} epochs, {summary.get('wall_time', 0.0):.1f} s)"
+            + (f" on {live.where}" if live is not None and live.where else "")
         )
 
     def _bar(self, fraction: float, width: int) -> str:
@@ -1117,6 +1179,7 @@ class Progress:
             lines.append(
                 f"  {a.spec.optimizer:<10} lr={format_lr(a.spec.lr):<9} seed={a.spec.seed:<3} "
                 f"epoch {min(int(a.epoch) + 1, a.epochs):>3}/{a.epochs:<3} {self._bar(frac, 12)} {loss}"
+                + (f" on {a.where}" if a.where else "")
             )
         return lines
 
@@ -1145,12 +1208,19 @@ def run_comparison(
     *,
     workers: int | None = None,
     progress: Progress | None = None,
+    scheduler: str = executors.LOCAL,
+    max_concurrent: int | None = None,
 ) -> Comparison:
     """Run (or continue) the comparison ``plan`` in directory ``root`` and return it, complete.
 
     ``plan=None`` continues whatever comparison ``root`` holds. Finished runs are never recomputed.
+    ``scheduler``: ``"local"`` trains the runs in ``workers`` processes of this machine (default: one per core);
+    ``"tcp://HOST:PORT"`` sends them to that Dask cluster's workers, at most ``max_concurrent`` at a time
+    (default: as many as it takes), which must see ``root`` at the same path (:mod:`descend.lab.executors`).
     """
     root = Path(root)
+    scheduler = executors.parse_scheduler(scheduler)
+    executors.check_options(scheduler, workers, max_concurrent)
     workers = default_workers() if workers is None else int(workers)
     if workers < 1:
         raise ParameterError(f"compare: workers must be >= 1, got {workers}")
@@ -1163,11 +1233,15 @@ def run_comparison(
     if plan is not None:  # everything is checked before anything is written: the plan, then its data
         plan = _normal_plan(plan)
         _load_first_data(plan)
+    if scheduler != executors.LOCAL:
+        executors.require_dask(scheduler)
     with _locked(root):  # creates root (and removes it again, still empty, if anything fails before prepare)
-        comparison = prepare(root, plan)
-        if plan is None:
-            _load_first_data(comparison.plan)
-        _execute(comparison, workers, progress)
+        # The cluster is contacted once the directory is ours, and before anything is written into it.
+        with executors.open_engine(scheduler, workers=workers, max_concurrent=max_concurrent) as engine:
+            comparison = prepare(root, plan)
+            if plan is None:
+                _load_first_data(comparison.plan)
+            _execute(comparison, engine, progress)
         comparison.refresh()
         verify(comparison)
     return comparison
@@ -1197,7 +1271,8 @@ def _load_first_data(plan: Mapping[str, Any]) -> None:
     ex.load_data(run_config(plan, first, plan["grid"][first][0], plan["seeds"][0]))
 
 
-def _execute(comparison: Comparison, workers: int, progress: Progress) -> None:
+def _execute(comparison: Comparison, engine: executors.Engine, progress: Progress) -> None:
+    """Train the runs still to do on ``engine``, selecting each optimizer's lr as soon as its search is done."""
     plan, root, metric = comparison.plan, comparison.root, comparison.metric
     progress.total_runs = expected_runs(plan) - sum(
         len(plan["seeds"]) - 1 for n, lr in comparison.selected.items() if lr is None
@@ -1225,47 +1300,41 @@ def _execute(comparison: Comparison, workers: int, progress: Progress) -> None:
     if len(comparison.selected) == len(plan["optimizers"]) and not todo:
         return
 
-    ctx = multiprocessing.get_context("spawn")
-    messages = ctx.Queue()
+    if engine.announce:
+        progress.message(engine.announce)
     futures: dict[cf.Future, RunSpec] = {}
-    with _worker_environment():
-        pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                                      initargs=(messages, os.getpid()))  # fmt: skip
+    store = root.resolve()  # the run store, by a path that means the same on every worker
     try:
 
         def submit(spec: RunSpec) -> None:
             progress.start(spec)
-            futures[pool.submit(_train, spec.relpath, str(root / spec.relpath), spec.config)] = spec
+            futures[engine.submit(spec.relpath, str(store / spec.relpath), spec.config)] = spec
 
-        with _worker_environment():  # workers spawn on demand and inherit the environment
-            for spec in todo:
-                submit(spec)
-            _decide(comparison, progress, submit, pending_of)
-            while futures:
-                done, _ = cf.wait(list(futures), timeout=0.1, return_when=cf.FIRST_COMPLETED)
-                _drain(messages, progress)
-                for future in done:
-                    spec = futures.pop(future)
-                    summary = future.result()  # a DescendError in a worker ends the comparison with its message
-                    comparison.runs[spec.key] = RunResult(spec, root / spec.relpath, summary)
-                    progress.done_epochs += spec.config["epochs"]
-                    progress.finish(spec, summary, metric)
-                    _decide(comparison, progress, submit, pending_of)
-                progress.draw()
+        for spec in todo:
+            submit(spec)
+        _decide(comparison, progress, submit, pending_of)
+        while futures:
+            done, _ = cf.wait(list(futures), timeout=0.1, return_when=cf.FIRST_COMPLETED)
+            for update in engine.updates():
+                progress.update(*update)
+            for future in done:
+                spec = futures.pop(future)
+                summary = engine.result(future, spec.label)  # a DescendError in a worker ends the comparison
+                comparison.runs[spec.key] = RunResult(spec, root / spec.relpath, summary)
+                progress.done_epochs += spec.config["epochs"]
+                progress.finish(spec, summary, metric)
+                _decide(comparison, progress, submit, pending_of)
+            progress.draw()
     except KeyboardInterrupt:
         # Stop now: the runs cut off continue from their checkpoints next time (checkpoints are written atomically).
-        for process in list((getattr(pool, "_processes", None) or {}).values()):
-            process.terminate()
-        pool.shutdown(wait=False, cancel_futures=True)
+        engine.interrupt()
         raise
     except BaseException:
-        pool.shutdown(wait=True, cancel_futures=True)
+        engine.close(cancel=True)
         raise
     finally:
         progress.close()
-    pool.shutdown(wait=True)
-    _drain(messages, progress)
-    messages.close()
+    engine.close()
 
 
 def _decide(comparison: Comparison, progress: Progress, submit, pending_of) -> None:
@@ -1299,15 +1368,6 @@ def _decide(comparison: Comparison, progress: Progress, submit, pending_of) -> N
         )
         for spec in pending_of([_spec(plan, name, lr, seed, "seeds") for seed in seeds]):
             submit(spec)
-
-
-def _drain(messages: Any, progress: Progress) -> None:
-    while True:
-        try:
-            relpath, kind, epoch, epochs, loss = messages.get_nowait()
-        except (queue_module.Empty, OSError, ValueError, EOFError):
-            return
-        progress.update(relpath, kind, epoch, epochs, loss)
 
 
 __all__ = [

@@ -482,7 +482,6 @@ def _unmax_stage(
 
 class _PoolNd(Module):
     nd = 2
-    transparent = True
 
     def __init__(self, kernel_size: int | tuple[int, ...], stride: Any = None, padding: Any = 0) -> None:
         owner = type(self).__name__

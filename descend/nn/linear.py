@@ -26,9 +26,10 @@ class Linear(Module):
 
     Backward: ``dW = doutᵀ x``, ``db = Σₙ dout``, ``dx = dout W``. Inputs of shape
     ``(*, in_features)`` are accepted. ``init`` / ``bias_init``: an initializer
-    name or callable (see :mod:`descend.init`); ``init=None`` is chosen from the
-    following activation by the enclosing container (see :mod:`descend.nn.module`),
-    ``bias_init=None`` means zeros.
+    name, a callable or ``(name, options)`` (see :mod:`descend.init`), drawn at
+    construction from ``rng``; ``init=None`` is torch's default
+    ``kaiming_uniform(a=√5)`` and ``bias_init=None`` means zeros (see
+    :mod:`descend.nn.module`; the presets choose He / Xavier explicitly).
     """
 
     def __init__(
@@ -117,7 +118,6 @@ class Linear(Module):
 class Flatten(Module):
     """Merge dims ``start_dim..end_dim`` (default: all but the batch dim), as ``torch.nn.Flatten``."""
 
-    transparent = True
 
     def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
         super().__init__()
@@ -151,7 +151,6 @@ class Flatten(Module):
 class Reshape(Module):
     """Reshape every sample to ``shape`` (the batch dim is kept): ``(N, 784) → (N, 1, 28, 28)``."""
 
-    transparent = True
 
     def __init__(self, *shape: int) -> None:
         super().__init__()
@@ -187,7 +186,6 @@ class Dropout(Module):
     hands this layer a child generator spawned from its own stream.
     """
 
-    transparent = True
 
     def __init__(self, p: float = 0.5, rng: Any = None) -> None:
         super().__init__()
@@ -198,9 +196,8 @@ class Dropout(Module):
         self._rng_given = rng is not None
         self.rng = as_generator("Dropout", 0 if rng is None else rng)
 
-    def _seed_from(self, rng: np.random.Generator, context: Module | None) -> None:
-        self._context = context
-        if not self._rng_given and not self._frozen:
+    def _seed_generators(self, rng: np.random.Generator) -> None:
+        if not self._rng_given:
             self.rng = rng.spawn(1)[0]
 
     def extra_repr(self) -> str:

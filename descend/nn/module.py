@@ -20,9 +20,28 @@ A layer's own ``params`` is itself a contiguous slice of its parent's, in the
 order of ``named_parameters()`` (torch's ``state_dict`` order and names:
 ``"0.weight"``, ``"0.bias"``, ``"3.weight"``...). ``model.layout`` lists
 ``(name, offset, shape, size)``. Never rebind ``layer.weight = ...``; assign
-in place (``layer.weight[...] = w``) or use ``load_state_dict``. Putting a layer
-into a container moves its parameters into the container's buffer, so
-references taken earlier to ``layer.weight`` no longer alias it.
+in place (``layer.weight[...] = w``) or use ``load_state_dict``.
+
+The named parameter tree
+------------------------
+``model.named_parameters()`` is the ordered mapping ``{name: view}`` of shaped
+views into ``params`` (``named_grads()``: into ``grads``); this tree is what the
+Trainer, ``descend train``, the lab and checkpoints give the optimizer, so that
+Adafactor factors each matrix, LAMB / LARS / Muon see each layer and
+``partition`` / ``masked`` route by name, shape or role
+(:class:`descend.optim.Rules`; ``param_roles()`` says which parameters are a
+``bias``, belong to a ``norm`` layer, an ``embedding`` or the output ``head``).
+The views are adjacent and in buffer order, so the fused optimizer kernels still
+make one pass over the whole buffer.
+
+**The one rule of adoption.** A container (``Sequential``, ``Residual``)
+adopts its layers into one new buffer: it copies their values there and
+rebinds ``weight`` / ``bias`` / ``dweight`` / ``params`` / ``grads`` of every
+layer to views of it. Arrays taken from a layer *before* that no longer alias
+the layer; they are left as read-only snapshots of the values at adoption, so
+that writing to one raises instead of silently changing nothing. Take
+references from the built model: they stay valid for the model's life (until
+the model is itself put into another container).
 
 A training step
 ---------------
@@ -35,28 +54,30 @@ A training step
     updates, state = tx.update(model.grads, state, model.params)
     model.params[...] = dc.optim.apply_updates(model.params, updates)
 
-``model.decay_mask()`` (1 for weights, 0 for biases and norm parameters) and
-``model.param_values(rules, default)`` give per-element arrays over ``params``
-for per-parameter hyperparameters (weight decay, learning-rate scales).
+``model.decays(no_decay)`` (``{name: bool}``) and ``model.decay_mask()`` (1 for
+weights, 0 for biases and norm parameters, per element) come from the routing
+rules ``no_decay`` (default ``("bias", "norm")``), the same rules as ``descend
+train --no-decay``; ``model.param_values(rules, default)`` gives per-element
+arrays for other per-parameter hyperparameters (learning-rate scales).
 
 Initialization and randomness
 -----------------------------
-A layer built without ``rng`` draws its initial weights from
-``np.random.default_rng(0)`` and is marked *unseeded*; a container
-(``Sequential``, ``Residual``) re-draws the weights of its unseeded layers, in
-order, from its own ``rng`` (default ``default_rng(0)``) so that two layers of
-one model never share a stream, and hands spawned child generators to unseeded
-``Dropout`` layers. A layer built with an explicit ``rng`` keeps its values
-(with ``init=None`` it re-draws from its own generator if the activation that
-follows changes the initializer); so do layers filled by ``load_state_dict``
-or ``reset_parameters(rng)``, and a container built with its own ``rng`` when it
-is nested in another. ``init=None`` (the default of ``Linear`` / ``Conv*``) is resolved by the
-container from the activation that follows the layer (skipping norm, dropout,
-pooling and flatten layers): He (``kaiming_uniform``, ReLU gain) before
-ReLU / GELU, He with the slope before LeakyReLU, Xavier (``xavier_uniform``,
-gain 5/3 resp. 1) before Tanh / Sigmoid, and torch's default
-``kaiming_uniform(a=√5)`` when no activation follows (output layers,
-standalone layers). Biases start at zero unless ``bias_init`` says otherwise.
+A layer draws its initial values once, when it is constructed, and nothing
+changes them afterwards but the user (training, ``load_state_dict``,
+``reset_parameters``): a container never re-draws its layers. ``init=None``
+(the default of ``Linear`` / ``Conv*``) is torch's default
+``kaiming_uniform(a=√5)``, whatever follows the layer; the presets
+(:mod:`descend.nn.presets`) choose He (``kaiming_uniform``, ReLU gain) for a
+layer followed by ReLU / GELU, He with the slope before LeakyReLU and Xavier
+(``xavier_uniform``, gain 5/3 resp. 1) before Tanh / Sigmoid explicitly (an
+activation's ``init_hint``). Biases start at zero unless ``bias_init`` says
+otherwise. The values are drawn from ``rng`` (a ``np.random.Generator``, used
+as is, or an int seed); without one from ``np.random.default_rng(0)``, so two
+layers of one shape built without ``rng`` start equal: pass one generator to
+every layer of a model (``rng=gen``), as the presets do, to draw them from one
+stream. The one thing a container hands its layers is a generator for a
+``Dropout`` built without one (a child spawned from the container's ``rng``,
+default ``default_rng(0)``), so that two dropout layers never draw the same masks.
 """
 
 from __future__ import annotations
@@ -109,10 +130,10 @@ class Module:
     then call :meth:`_build`. Containers call :meth:`_adopt` on their children.
     """
 
-    #: Set on activations: the ``(initializer, options)`` preferred for the weights of a preceding layer.
+    #: Set on activations: the ``(initializer, options)`` the presets choose for the weights of a layer before it.
     init_hint: tuple[str, dict[str, Any]] | None = None
-    #: Layers an ``init=None`` look-ahead skips over (norms, dropout, pooling, flatten).
-    transparent: bool = False
+    #: The role of every parameter of this layer in routing rules (``"norm"``, ``"embedding"``; None: none).
+    role: str | None = None
 
     def __init__(self, dtype: Any = np.float32) -> None:
         self.dtype = check_dtype(type(self).__name__, dtype)
@@ -123,9 +144,7 @@ class Module:
         self._path = ""
         self._owned = False
         self._rng_given = True
-        self._frozen = False
         self._rng: np.random.Generator | None = None
-        self._context: Module | None = None  # the activation after this layer, for init=None
         self._cache: Any = None  # whatever forward keeps for backward
         self._params = np.zeros(0, self.dtype)
         self._grads = np.zeros(0, self.dtype)
@@ -182,16 +201,16 @@ class Module:
         self._initialize(self._rng)
 
     def _resolve_init(self, name: str) -> Any:
-        """The initializer of parameter ``name``: its spec, or for ``None`` one chosen from the context."""
+        """The initializer of parameter ``name``: its spec (a name, a callable or ``(name, options)``).
+
+        ``None`` is torch's default for a weight and zeros for anything else.
+        """
         _, init = self._param_specs[name]
+        if isinstance(init, tuple) and len(init) == 2 and isinstance(init[1], Mapping):
+            return _init.get(init[0], **init[1])
         if init is not None:
             return _init.get(init)
-        if name != "weight":
-            return _init.zeros
-        hint = self._context.init_hint if self._context is not None else None
-        if hint is None:
-            return _init.torch_default
-        return _init.get(hint[0], **hint[1])
+        return _init.torch_default if name == "weight" else _init.zeros
 
     def _initialize(self, rng: np.random.Generator) -> None:
         for name, (shape, _) in self._param_specs.items():
@@ -204,35 +223,15 @@ class Module:
             getattr(self, name)[...] = value
 
     def reset_parameters(self, rng: Any = None) -> Module:
-        """Re-draw every parameter (recursively) from ``rng`` (default: each layer's own generator).
-
-        Values drawn from an explicit ``rng`` are kept when the module is later put into a container.
-        """
+        """Re-draw every parameter (recursively, in order) from ``rng`` (default: each layer's own generator)."""
         gen = None if rng is None else _init.as_generator(type(self).__name__, rng)
         for _, module in self._modules():
             if module._param_specs:
                 module._initialize(gen if gen is not None else module._rng)
-                module._frozen = module._frozen or gen is not None
         return self
 
-    def _hint(self) -> Any:
-        return None if self._context is None else self._context.init_hint
-
-    def _seed_from(self, rng: np.random.Generator, context: Module | None) -> None:
-        """Called by a container with its stream and the activation that follows this layer.
-
-        Unseeded layers re-draw from the container's stream; seeded layers with an
-        ``init=None`` parameter re-draw from their own stream if the context changed
-        the initializer; frozen layers (loaded or explicitly reset) keep their values.
-        """
-        old = self._hint()
-        self._context = context
-        if self._frozen or not self._param_specs:
-            return
-        if not self._rng_given:
-            self._initialize(rng)
-        elif any(i is None for _, i in self._param_specs.values()) and self._hint() != old:
-            self._initialize(self._rng)
+    def _seed_generators(self, rng: np.random.Generator) -> None:
+        """Called by a container on adoption: ``Dropout`` built without ``rng`` takes a child of ``rng``."""
 
     # ------------------------------------------------------------------ tree
 
@@ -274,9 +273,18 @@ class Module:
         return offset
 
     def _materialize(self, dtype: np.dtype) -> None:
-        """Allocate fresh flat buffers of ``dtype`` for this tree, keeping current values where there are any."""
+        """Allocate fresh flat buffers of ``dtype`` for this tree, keeping current values where there are any.
+
+        The arrays the layers held before (parameter and gradient views, each
+        layer's ``params`` / ``grads``) become read-only snapshots: a reference
+        taken before no longer aliases the layer, and writing to it raises
+        (see "the one rule of adoption" in the module docstring).
+        """
         entries = list(self._param_entries())
         old = [getattr(m, local, None) for _, m, local, _ in entries]
+        stale = [a for _, m, local, _ in entries for a in (getattr(m, local, None), getattr(m, "d" + local, None))]
+        for _, module in self._modules():
+            stale += [module._params, module._grads]
         total = sum(math.prod(shape) for *_, shape in entries)
         params = np.zeros(total, dtype)
         grads = np.zeros(total, dtype)
@@ -284,12 +292,15 @@ class Module:
             module.dtype = dtype
             for b in module._buffers:
                 value = getattr(module, b)
-                if value.dtype.kind == "f":
+                if value.dtype.kind == "f" and value.dtype != dtype:  # same dtype: the same array stays valid
                     setattr(module, b, value.astype(dtype))
         self._bind(params, grads, 0, self._path)
         for (_, module, local, shape), value in zip(entries, old, strict=True):
             if value is not None and np.shape(value) == shape:
                 getattr(module, local)[...] = value
+        for a in stale:
+            if isinstance(a, np.ndarray):
+                a.flags.writeable = False
 
     def _adopt(self, children: Sequence[tuple[str, Module]], rng: Any) -> None:
         """Containers: take ownership of ``children``, seed the unseeded ones, build one buffer."""
@@ -309,17 +320,15 @@ class Module:
             child._owned = True
         self._rng_given = rng is not None
         self._rng = _init.as_generator(owner, 0 if rng is None else rng)
-        self._seed_children(self._rng, None)
+        for _, child in self._children:
+            child._seed_generators(self._rng)
         self._materialize(self.dtype)
 
-    def _seed_children(self, rng: np.random.Generator, context: Module | None) -> None:  # pragma: no cover
-        raise NotImplementedError
-
-    def _container_seed_from(self, rng: np.random.Generator, context: Module | None) -> None:
-        # A container built with its own rng is sealed: an outer container leaves it as it is.
-        self._context = context
-        if not self._rng_given and not self._frozen:
-            self._seed_children(rng, context)
+    def _container_seed_generators(self, rng: np.random.Generator) -> None:
+        # A container built with its own rng is sealed: an outer container leaves its dropout generators alone.
+        if not self._rng_given:
+            for _, child in self._children:
+                child._seed_generators(rng)
 
     # ------------------------------------------------------------------ flat buffer API
 
@@ -427,17 +436,46 @@ class Module:
             out[info.offset : info.offset + info.size] = table[info.name]
         return out
 
-    def decay_mask(self, dtype: Any = None) -> np.ndarray:
-        """1 for weights, 0 for biases and for every parameter of a norm layer (BatchNorm, LayerNorm).
+    def param_roles(self) -> dict[str, frozenset[str]]:
+        """``{name: roles}`` for routing rules (:class:`descend.optim.Rules`).
 
-        Multiply by a weight decay to get a per-element ``weight_decay`` array.
+        ``"bias"``: a parameter named ``bias``; a layer's :attr:`role` (``"norm"``
+        for BatchNorm / LayerNorm, ``"embedding"``) for each of its parameters;
+        ``"head"``: the parameters of the last layer that has any (the output layer).
         """
-        return self.param_values(self.no_decay_rules(), default=1, dtype=dtype)
+        entries = list(self._param_entries())
+        head = entries[-1][1] if entries else None
+        out = {}
+        for name, module, local, _ in entries:
+            roles = {r for r in (module.role, "bias" if local == "bias" else None) if r is not None}
+            if module is head:
+                roles.add("head")
+            out[name] = frozenset(roles)
+        return out
 
-    @staticmethod
-    def no_decay_rules() -> list[tuple[Any, Any]]:
-        """The rules :meth:`decay_mask` uses: biases and norm-layer parameters get 0."""
-        return [("bias", 0), (NormLayer, 0)]
+    def decays(self, no_decay: Sequence[Any] | None = None) -> dict[str, bool]:
+        """``{name: True}`` for the parameters weight decay (and the L1/L2 penalties) apply to.
+
+        ``no_decay``: the selectors of the parameters spared (:class:`descend.optim.Rules`:
+        roles, ``ndim`` comparisons, globs, ``re:`` patterns); default :data:`NO_DECAY`
+        (biases and the parameters of norm layers), ``[]`` decays everything. A name
+        pattern that matches no parameter is an error (a typo).
+        """
+        from descend.optim.masking import Rules
+
+        rules = NO_DECAY if no_decay is None else no_decay
+        if isinstance(rules, str):
+            raise ParameterError(f"decays: no_decay must be a list of selectors, got the string {rules!r}")
+        table = Rules([(r, False) for r in rules], default=True, roles=self, strict=True, owner="no_decay")
+        return table.table(self.named_parameters())
+
+    def decay_mask(self, dtype: Any = None, no_decay: Sequence[Any] | None = None) -> np.ndarray:
+        """Per element of :attr:`params`: 1 where :meth:`decays` is True (weights), else 0 (biases, norm layers)."""
+        table = self.decays(no_decay)
+        out = np.empty(self._params.size, self.dtype if dtype is None else dtype)
+        for info in self.layout:
+            out[info.offset : info.offset + info.size] = 1 if table[info.name] else 0
+        return out
 
     # ------------------------------------------------------------------ state
 
@@ -484,8 +522,6 @@ class Module:
                         f"expected {fmt_shape(current.shape)}"
                     )
                 current[...] = value
-        for m in self.modules():
-            m._frozen = True  # loaded values survive being put into a container
         return self
 
     # ------------------------------------------------------------------ copies
@@ -509,27 +545,23 @@ class Module:
 
 
 class NormLayer(Module):
-    """Base of norm layers (BatchNorm, LayerNorm); :meth:`Module.decay_mask` excludes their parameters."""
+    """Base of norm layers (BatchNorm, LayerNorm): role ``"norm"``, which weight decay spares by default."""
 
-    transparent = True
+    role = "norm"
 
 
-def _next_context(layers: Sequence[Module], i: int, tail: Module | None) -> Module | None:
-    """The activation after ``layers[i]``, skipping transparent layers; ``tail`` if the sequence ends."""
-    for layer in layers[i + 1 :]:
-        if layer.init_hint is not None:
-            return layer
-        if not layer.transparent:
-            return None
-    return tail
+#: The parameters weight decay spares by default (``descend train --no-decay``): biases and norm layers.
+NO_DECAY: tuple[str, ...] = ("bias", "norm")
 
 
 class Sequential(Module):
     """Layers applied in order; parameters named ``"{index}.{name}"`` like ``torch.nn.Sequential``.
 
-    ``rng`` (Generator or int seed, default 0) seeds every layer built without
-    its own ``rng``; ``dtype`` (default: the layers' common dtype) is the
-    buffer's dtype, layers are converted to it.
+    The layers keep the values they were built with (see "the one rule of
+    adoption" in :mod:`descend.nn.module`). ``rng`` (Generator or int seed,
+    default 0) hands a child generator to each ``Dropout`` built without one;
+    ``dtype`` (default: the layers' common dtype) is the buffer's dtype, layers
+    are converted to it.
     """
 
     def __init__(self, *layers: Module, rng: Any = None, dtype: Any = None) -> None:
@@ -550,11 +582,7 @@ class Sequential(Module):
         self._adopt([(str(i), layer) for i, layer in enumerate(layers)], rng)
         self._first_param = next((i for i, layer in enumerate(self.layers) if layer.num_params), len(self.layers))
 
-    _seed_from = Module._container_seed_from
-
-    def _seed_children(self, rng: np.random.Generator, context: Module | None) -> None:
-        for i, layer in enumerate(self.layers):
-            layer._seed_from(rng, _next_context(self.layers, i, context))
+    _seed_generators = Module._container_seed_generators
 
     def extra_repr(self) -> str:
         return ", ".join(type(layer).__name__ for layer in self.layers)
@@ -595,10 +623,7 @@ class Residual(Module):
         self.block = block
         self._adopt([("block", block)], rng)
 
-    _seed_from = Module._container_seed_from
-
-    def _seed_children(self, rng: np.random.Generator, context: Module | None) -> None:
-        self.block._seed_from(rng, None)  # the block's output is summed: no activation follows it directly
+    _seed_generators = Module._container_seed_generators
 
     def extra_repr(self) -> str:
         return type(self.block).__name__

@@ -58,7 +58,6 @@ class _BatchNorm(NormLayer):
             self._add_buffer("running_var", np.ones(self.num_features, self.dtype))
             self._add_buffer("num_batches_tracked", np.zeros((), np.int64))
         self._build(None)
-        self._rng_given = True  # nothing random to re-draw
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
@@ -171,7 +170,6 @@ class LayerNorm(NormLayer):
             if self.use_bias:
                 self._add_param("bias", shape, "zeros")
         self._build(None)
-        self._rng_given = True
 
     def extra_repr(self) -> str:
         return f"{self.normalized_shape}, eps={self.eps}"

@@ -1,10 +1,16 @@
 """Ready-made models for the trainer: MLP, 1-D / 2-D CNNs and logistic regression.
 
-Every preset is a :class:`~descend.nn.Sequential` seeded by ``seed`` (one
-``np.random.Generator`` for every layer, in order), in ``dtype`` (float32 by
-default), whose hidden layers are initialized for their activation (He before
-ReLU, Xavier before tanh / sigmoid; see :mod:`descend.nn.module`) unless
-``init`` names one initializer for every weight.
+Every preset is a :class:`~descend.nn.Sequential` in ``dtype`` (float32 by
+default) whose layers draw their initial weights at construction, in order,
+from one ``np.random.Generator`` seeded by ``seed`` (a Generator is used as
+is). Unless ``init`` names one initializer for every weight, each preset
+chooses explicitly: a layer followed by ReLU / GELU gets He
+(``kaiming_uniform``, ReLU gain), by LeakyReLU He with its slope, by tanh /
+sigmoid Xavier (``xavier_uniform``, gain 5/3 resp. 1), as the seed documents
+describe; the output layer gets torch's default ``kaiming_uniform(a=√5)``.
+Dropout layers take child generators spawned from the same generator, in
+order. The same seed gives the same weights as the presets before layers
+initialized at construction.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from descend import init as _init
 from descend._validation import Interval, check
 from descend.errors import ParameterError
 from descend.nn.activations import activation as make_activation
@@ -30,6 +37,13 @@ def _ints(owner: str, name: str, value: Any) -> tuple[int, ...]:
 
 def _dropout(owner: str, p: float) -> float:
     return float(check(owner, "dropout", p, Interval(0, 1, closed="left")))
+
+
+def _hidden_init(init: Any, activation: str) -> Any:
+    """``init`` when given, else the initializer for a layer followed by ``activation`` (its ``init_hint``)."""
+    if init is not None:
+        return init
+    return make_activation(activation).init_hint  # None (torch's default) for an activation without one
 
 
 def mlp(
@@ -52,18 +66,20 @@ def mlp(
     hidden = _ints(owner, "hidden", hidden)
     out = positive_int(owner, "out", out)
     p = _dropout(owner, dropout)
+    gen = _init.as_generator(owner, seed)
+    hidden_init = _hidden_init(init, activation)
     layers: list[Module] = [Flatten()]
     width = in_features
     for h in hidden:
-        layers.append(Linear(width, h, init=init, dtype=dtype))
+        layers.append(Linear(width, h, init=hidden_init, rng=gen, dtype=dtype))
         if batchnorm:
             layers.append(BatchNorm1d(h, dtype=dtype))
         layers.append(make_activation(activation))
         if p:
-            layers.append(Dropout(p))
+            layers.append(Dropout(p, rng=gen.spawn(1)[0]))
         width = h
-    layers.append(Linear(width, out, init=init, dtype=dtype))
-    return Sequential(*layers, rng=seed, dtype=dtype)
+    layers.append(Linear(width, out, init=init, rng=gen, dtype=dtype))
+    return Sequential(*layers, rng=gen, dtype=dtype)
 
 
 def logistic(in_features: int, out: int = 10, init: Any = "zeros", dtype: Any = np.float32) -> Sequential:
@@ -105,10 +121,12 @@ def _cnn(
         raise ParameterError(f"{owner}: kernel_size must be odd (padding keeps the size), got {kernel_size}")
     out = positive_int(owner, "out", out)
     p = _dropout(owner, dropout)
+    gen = _init.as_generator(owner, seed)
+    hidden_init = _hidden_init(init, activation)
     layers: list[Module] = [Reshape(in_channels, *size)]  # accepts (N, C, *size) and flat (N, C·Πsize)
     c, spatial = in_channels, list(size)
     for ch in channels:
-        layers.append(conv(c, ch, kernel_size, padding=kernel_size // 2, init=init, dtype=dtype))
+        layers.append(conv(c, ch, kernel_size, padding=kernel_size // 2, init=hidden_init, rng=gen, dtype=dtype))
         if batchnorm:
             layers.append(norm(ch, dtype=dtype))
         layers.append(make_activation(activation))
@@ -120,13 +138,13 @@ def _cnn(
     layers.append(Flatten())
     width = c * int(np.prod(spatial))
     if hidden:
-        layers.append(Linear(width, positive_int(owner, "hidden", hidden), init=init, dtype=dtype))
+        layers.append(Linear(width, positive_int(owner, "hidden", hidden), init=hidden_init, rng=gen, dtype=dtype))
         layers.append(make_activation(activation))
         if p:
-            layers.append(Dropout(p))
+            layers.append(Dropout(p, rng=gen.spawn(1)[0]))
         width = hidden
-    layers.append(Linear(width, out, init=init, dtype=dtype))
-    return Sequential(*layers, rng=seed, dtype=dtype)
+    layers.append(Linear(width, out, init=init, rng=gen, dtype=dtype))
+    return Sequential(*layers, rng=gen, dtype=dtype)
 
 
 def cnn2d(

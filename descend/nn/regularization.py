@@ -8,7 +8,7 @@ call them after ``model.backward`` (which sets the gradients)::
     reg = dc.nn.l2_penalty(model, 1e-4)      # report loss and reg separately
 
 By default only weights are penalized: biases and norm-layer parameters are
-excluded by the same rules as :meth:`Module.decay_mask`. Pass ``mask`` (a
+excluded by the same rules as :meth:`Module.decays` (``no_decay``). Pass ``mask`` (a
 per-element array over ``model.params``, e.g. from ``model.param_values``) to
 choose otherwise.
 
@@ -33,7 +33,7 @@ from descend.optim.regularization import penalty
 def _segments(model: Module, mask: Any) -> list[tuple[slice, Any]]:
     """Contiguous ``(slice, weight)`` runs of the buffer the penalty applies to."""
     if mask is None:
-        table = model.param_table(Module.no_decay_rules(), default=1)
+        table = model.decays()
         return [(slice(i.offset, i.offset + i.size), None) for i in model.layout if table[i.name]]
     m = np.asarray(mask)
     if m.shape != model.params.shape:

@@ -65,7 +65,7 @@ from descend.optim.lbfgs import LbfgsState
 from descend.optim.learning_rate import ScaleByLearningRateState, scale, scale_by_learning_rate
 from descend.optim.lion import ScaleByLionState, scale_by_lion
 from descend.optim.lookahead import LookaheadState, lookahead_slow_params
-from descend.optim.masking import MaskedState, PartitionState, masked, partition
+from descend.optim.masking import MaskedState, PartitionState, Rules, masked, partition
 from descend.optim.momentum import HeavyBallState, TraceState, heavy_ball, trace
 from descend.optim.muon import ScaleByMuonState, newton_schulz, scale_by_muon
 from descend.optim.nadam import ScaleByNadamState, scale_by_nadam
@@ -93,6 +93,7 @@ __all__ = [
     "MaskedState",
     "Minimized",
     "PartitionState",
+    "Rules",
     "ScaleByAdadeltaState",
     "ScaleByAdafactorState",
     "ScaleByAdagradState",

@@ -107,3 +107,81 @@ def add(p: np.ndarray, u: np.ndarray) -> np.ndarray | None:
     out = APPLY_POOL.empty(p.shape, p.dtype)
     np.add(p, u, out=out)
     return out
+
+
+# ------------------------------------------------------------------ trees that tile one buffer
+
+
+def _address(a: np.ndarray) -> int:
+    return int(a.__array_interface__["data"][0])
+
+
+def span(arrays: list[Any]) -> np.ndarray | None:
+    """The flat 1-D view that ``arrays`` tile, in order, or None.
+
+    ``arrays`` tile a run of one buffer when every one is a C-contiguous ndarray
+    view of the same base array, of one dtype, each starting where the one
+    before it ends (a model's ``named_parameters()`` over its flat buffer; the
+    optimizer state :func:`pack` lays out). Empty arrays are skipped. The view
+    is read-only unless every array is writeable, so a write through it can
+    never reach memory one of the arrays forbids.
+    """
+    if not arrays:
+        return None
+    first = arrays[0]
+    if type(first) is not np.ndarray:
+        return None
+    base, dt = first.base, first.dtype
+    if type(base) is not np.ndarray or not base.flags.c_contiguous or base.dtype != dt:
+        return None
+    start = end = None
+    writeable = True
+    for a in arrays:
+        if type(a) is not np.ndarray or a.base is not base or a.dtype != dt or not a.flags.c_contiguous:
+            return None
+        writeable = writeable and a.flags.writeable
+        if a.size == 0:
+            continue
+        at = _address(a)
+        if start is None:
+            start = end = at
+        if at != end:
+            return None
+        end = at + a.nbytes
+    if start is None:
+        return None
+    offset = (start - _address(base)) // dt.itemsize
+    flat = base.reshape(-1)[offset : offset + (end - start) // dt.itemsize]
+    if not writeable and flat.flags.writeable:
+        flat.flags.writeable = False
+    return flat
+
+
+def split(flat: np.ndarray, shapes: list[tuple[int, ...]]) -> list[np.ndarray]:
+    """Views of consecutive runs of the 1-D ``flat``, shaped ``shapes`` (the inverse of :func:`span`)."""
+    out, offset = [], 0
+    for shape in shapes:
+        n = 1
+        for d in shape:
+            n *= int(d)
+        out.append(flat[offset : offset + n].reshape(shape))
+        offset += n
+    return out
+
+
+def pack(arrays: list[Any]) -> list[np.ndarray] | None:
+    """Copies of ``arrays`` (ndarrays of one dtype) laid out as views that tile one new flat buffer, or None.
+
+    An optimizer state made this way (one buffer per moment, views shaped like
+    the parameters) lets a fused kernel run one pass over the whole buffer.
+    """
+    if not arrays or any(type(a) is not np.ndarray for a in arrays):
+        return None
+    dt = arrays[0].dtype
+    if any(a.dtype != dt for a in arrays):
+        return None
+    flat = np.empty(sum(a.size for a in arrays), dt)
+    views = split(flat, [a.shape for a in arrays])
+    for view, a in zip(views, arrays, strict=True):
+        view[...] = a
+    return views

@@ -31,11 +31,20 @@ Nothing about the transformation changes from the outside:
   layout; anything else (views, mixed dtypes, ``amsgrad``, a state built by
   another optimizer) runs the reference chain, which also raises the usual
   errors.
-* A *tree* (list / tuple / dict of arrays) runs the kernel leaf by leaf, with
-  each leaf held to the rules above (its gradient, parameter and state leaves
-  alike; in place, also writeable). Every leaf is checked before the first
-  kernel writes anything, so a tree with one ineligible leaf runs the reference
-  chain for the whole step, and a fallback can never apply part of a step twice.
+* A *tree* (list / tuple / dict of arrays) whose leaves tile one buffer (a
+  model's ``named_parameters()`` and ``named_grads()``: C-contiguous views of
+  its one flat buffer, adjacent and in order) runs ONE kernel pass over that
+  buffer, exactly as if the flat buffer had been passed: the kernels are
+  elementwise, so the tree and the buffer give the same bits. The state of such
+  a tree is laid out the same way: ``tx.init`` allocates one flat buffer per
+  moment and returns views shaped like the parameters, each pure step returns
+  views of one new buffer per moment, and a state whose leaves are scattered
+  (``state_from_dict`` after a resume) is packed into one buffer on its first
+  step. Any other tree runs the kernel leaf by leaf, with each leaf held to the
+  rules above (its gradient, parameter and state leaves alike; in place, also
+  writeable). Every leaf is checked before the first kernel writes anything, so
+  a tree with one ineligible leaf runs the reference chain for the whole step,
+  and a fallback can never apply part of a step twice.
 
 :func:`step` is the opt-in in-place API: ``state = step(tx, params, grads, state)``
 adds the update to ``params`` in place and reuses the state's arrays, so a step
@@ -68,7 +77,7 @@ import numpy as np
 
 from descend import config
 from descend.errors import ParameterError, StructureError
-from descend.optim._buffers import BufferPool
+from descend.optim._buffers import BufferPool, pack, span, split
 from descend.optim.adagrad import ScaleByAdagradState, adagrad_learning_rate
 from descend.optim.adam import ScaleByAdamState
 from descend.optim.base import ChainState, EmptyState, GradientTransformation
@@ -147,7 +156,45 @@ def fast_path(reference: GradientTransformation, kernel_step: KernelStep, name: 
     update.step_inplace = step_inplace  # type: ignore[attr-defined]
     update.donated = update_donated  # type: ignore[attr-defined]
     update.pool = pool  # type: ignore[attr-defined]
-    return GradientTransformation(reference.init, update)
+    return GradientTransformation(_packing_init(reference.init), update)
+
+
+def _packing_init(init: Callable[[Tree], Any]) -> Callable[[Tree], Any]:
+    """``init`` whose state, for parameters that tile one buffer, tiles one buffer per moment too."""
+
+    def packed_init(params: Tree) -> Any:
+        state = init(params)
+        if not is_container(params) or span(leaves(params)) is None:
+            return state
+        packed = _pack_state(state, params)
+        return state if packed is None else packed
+
+    packed_init.__doc__ = init.__doc__
+    return packed_init
+
+
+def _pack_state(state: Any, grads: Tree) -> ChainState | None:
+    """``state`` with every per-parameter field (a tree like ``grads``) copied into views of one new buffer.
+
+    None when the state is not a ChainState of NamedTuples or a field cannot be packed (mixed dtypes).
+    """
+    if not isinstance(state, ChainState):
+        return None
+    links = []
+    for link in state:
+        if getattr(link, "_fields", None) is None:
+            return None
+        values = []
+        for value in link:
+            if is_container(value) and _same_structure(value, grads):
+                views = pack(leaves(value))
+                if views is None:
+                    return None
+                it = iter(views)
+                value = tree_map(lambda _, it=it: next(it), grads)
+            values.append(value)
+        links.append(type(link)(*values))
+    return ChainState(links)
 
 
 def _split_state(state: Any, grads: Tree, n: int) -> list[ChainState] | None:
@@ -216,11 +263,15 @@ def _tree_step(
     if not is_container(grads):
         return None
     g_leaves = leaves(grads)
-    if not g_leaves:
+    if not g_leaves or type(g_leaves[0]) is not np.ndarray:  # torch tensors: no leaf would qualify, skip the split
         return None
     if params is not None and not _same_structure(params, grads):
         return None  # the reference raises the usual StructureError
     p_leaves = leaves(params) if params is not None else [None] * len(g_leaves)
+    if getattr(kernel_step, "elementwise", False):
+        out = _spanning_step(kernel_step, grads, g_leaves, state, p_leaves, params is None, pool, mode)
+        if out is not None:
+            return out
     states = _split_state(state, grads, len(g_leaves))
     if states is None:
         return None
@@ -233,6 +284,85 @@ def _tree_step(
     it = iter([u for u, _ in results])
     updates = tree_map(lambda _: next(it), grads)
     return updates, _join_state(state, [s for _, s in results], grads)
+
+
+def _spanning_step(
+    kernel_step: KernelStep,
+    grads: Tree,
+    g_leaves: list[Any],
+    state: Any,
+    p_leaves: list[Any],
+    no_params: bool,
+    pool: BufferPool,
+    mode: int,
+) -> Any:
+    """One kernel pass over the buffer a tree's leaves tile (see the module docstring), or None.
+
+    Gradients and parameters must each tile one buffer; a per-parameter state
+    field that does not (a restored checkpoint) is first packed into a new one
+    (a copy: the kernel then writes the new state there, which the in-place and
+    donating modes allow). The result is split back into views shaped like the
+    leaves; a state field the kernel wrote in place keeps its original tree.
+    """
+    g = span(g_leaves)
+    if g is None:
+        return None
+    p = None if no_params else span(p_leaves)
+    if p is None and not no_params:
+        return None
+    if not isinstance(state, ChainState):
+        return None
+    n = len(g_leaves)
+    flat_links, trees = [], []  # trees[j][k]: the original tree of a field the kernel reads in place
+    for link in state:
+        if getattr(link, "_fields", None) is None:
+            return None
+        values, originals = [], []
+        for value in link:
+            original = None
+            if isinstance(value, np.ndarray) or is_container(value):
+                if not _same_structure(value, grads):
+                    return None
+                field_leaves = leaves(value)
+                if len(field_leaves) != n:
+                    return None
+                flat = span(field_leaves)
+                if flat is None:
+                    packed = pack(field_leaves)
+                    flat = None if packed is None else span(packed)
+                    if flat is None:
+                        return None
+                else:
+                    original = value
+                value = flat
+            values.append(value)
+            originals.append(original)
+        flat_links.append(type(link)(*values))
+        trees.append(originals)
+    flat_state = ChainState(flat_links)
+    out = kernel_step(g, flat_state, p, pool, mode)
+    if out is None:
+        return None
+    new_flat = out if mode == INPLACE else out[1]
+    shapes = [leaf.shape for leaf in g_leaves]
+
+    def unflatten(x: np.ndarray) -> Tree:
+        it = iter(split(x, shapes))
+        return tree_map(lambda _: next(it), grads)
+
+    links = []
+    for j, link in enumerate(new_flat):
+        values = []
+        for k, value in enumerate(link):
+            if isinstance(value, np.ndarray):
+                original = trees[j][k]
+                value = original if original is not None and value is flat_state[j][k] else unflatten(value)
+            values.append(value)
+        links.append(type(link)(*values))
+    new_state = ChainState(links)
+    if mode == INPLACE:
+        return new_state
+    return unflatten(out[0]), new_state
 
 
 def accelerate(factory: Callable[..., GradientTransformation], build: Callable[..., KernelStep | None]):
@@ -495,6 +625,8 @@ def build_adam(
         new_sa = ScaleByAdamState(t, out_m, out_v, None)
         return _finish(state, {ia: new_sa, il: new_sl}, mode, out)
 
+    # Elementwise (not with a per-element decay array): a tree whose leaves tile one buffer runs as that buffer.
+    kernel_step.elementwise = wd.mode != 2  # type: ignore[attr-defined]
     return kernel_step
 
 
@@ -568,6 +700,8 @@ def build_sgd(
             replaced[where[0]] = TraceState(st.count + 1, outs[0])
         return _finish(state, replaced, mode, out)
 
+    # Elementwise (not with a per-element decay array): a tree whose leaves tile one buffer runs as that buffer.
+    kernel_step.elementwise = wd.mode != 2  # type: ignore[attr-defined]
     return kernel_step
 
 
@@ -615,6 +749,8 @@ def build_adagrad(
         new_sg = ScaleByAdagradState(sg.count + 1, out_acc)
         return _finish(state, {ig: new_sg, il: new_sl}, mode, out)
 
+    # Elementwise (not with a per-element decay array): a tree whose leaves tile one buffer runs as that buffer.
+    kernel_step.elementwise = wd.mode != 2  # type: ignore[attr-defined]
     return kernel_step
 
 
@@ -683,6 +819,8 @@ def build_rmsprop(
         new_sr = ScaleByRmsState(sr.count + 1, new_sq, new_ga, new_buf)
         return _finish(state, {ir: new_sr, il: new_sl}, mode, out)
 
+    # Elementwise (not with a per-element decay array): a tree whose leaves tile one buffer runs as that buffer.
+    kernel_step.elementwise = wd.mode != 2  # type: ignore[attr-defined]
     return kernel_step
 
 

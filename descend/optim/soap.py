@@ -188,7 +188,11 @@ def scale_by_soap(
             xp = namespace(mat)
             n = mat.shape[0]
             eye = np.eye(n, dtype=mat.dtype) if xp is np else xp.eye(n, dtype=mat.dtype, device=mat.device)
-            _, vectors = xp.linalg.eigh(mat + 1e-30 * eye)
+            if mat.dtype in (xp.float32, xp.float64):
+                _, vectors = xp.linalg.eigh(mat + 1e-30 * eye)
+            else:  # bfloat16/float16 have no eigh: float64, as pytorch-optimizer falls back to
+                _, vectors = xp.linalg.eigh(xp.astype(mat, xp.float64) + 1e-30 * xp.astype(eye, xp.float64))
+                vectors = xp.astype(vectors, mat.dtype)
             out.append(xp.flip(vectors, axis=1))  # descending eigenvalues
         return tuple(out)
 

@@ -141,18 +141,22 @@ def _learning_rate(spec: _Spec, count: int) -> float:
     return resolve_lr(lr, count) * 1.0  # the chain multiplies by its lr_scale, 1.0 in a drop-in class
 
 
-class _Read(NamedTuple):
+class _Read:
     """A group's state as this path keeps it, cached per group between steps (``opt._descend_fast``)."""
 
-    group: dict[str, Any]
-    params: list[torch.Tensor]  # the parameters stepped (those with a gradient)
-    keys: tuple[str, ...]
-    count: int  # steps taken so far (every parameter's)
-    states: list[dict[str, Any]]  # optimizer.state[p] of each parameter
-    steps: torch.Tensor  # one element per parameter: states[i]["step"] is a view of element i
-    views: list[torch.Tensor]  # those views
-    tensors: dict[str, list[torch.Tensor]]  # torch key -> one tensor per parameter
-    parts: dict[tuple, list[int]]  # (device, dtype) -> indices into params
+    __slots__ = ("count", "group", "keys", "params", "parts", "states", "steps", "tensors", "views")
+
+    def __init__(self, group: dict[str, Any], params: list[torch.Tensor], keys: tuple[str, ...], count: int,
+                 states: list[dict[str, Any]], tensors: dict[str, list[torch.Tensor]]) -> None:  # fmt: skip
+        self.group, self.params, self.keys = group, params, keys  # the parameters stepped: those with a gradient
+        self.count = count  # steps taken so far (every parameter's)
+        self.states = states  # optimizer.state[p] of each parameter
+        self.tensors = tensors  # torch key -> one tensor per parameter
+        self.steps = torch.full((len(params),), float(count), dtype=scalar_dtype())  # torch's "step": float32
+        self.views = list(self.steps.unbind())  # states[i]["step"] is views[i], a view of element i of steps
+        self.parts: dict[tuple, list[int]] = {}  # (device, dtype) -> indices into params
+        for i, p in enumerate(params):
+            self.parts.setdefault((p.device, p.dtype), []).append(i)
 
 
 def _cached(opt: Any, group: dict[str, Any], params: list[torch.Tensor], spec: _Spec) -> _Read | None:
@@ -204,12 +208,7 @@ def _read(opt: Any, group: dict[str, Any], params: list[torch.Tensor], spec: _Sp
                     return None
                 tensors[k].append(t)
     assert count is not None
-    states = [{} if fresh else s for s in stored]
-    parts: dict[tuple, list[int]] = {}
-    for i, p in enumerate(params):
-        parts.setdefault((p.device, p.dtype), []).append(i)
-    steps = torch.full((len(params),), float(count), dtype=scalar_dtype())  # torch's "step": float32 scalars
-    return _Read(group, list(params), keys, int(count), states, steps, list(steps.unbind()), tensors, parts)
+    return _Read(group, list(params), keys, int(count), [{} if fresh else s for s in stored], tensors)
 
 
 def step_group(opt: Any, group: dict[str, Any], params: list[torch.Tensor]) -> bool:
@@ -261,8 +260,8 @@ def step_group(opt: Any, group: dict[str, Any], params: list[torch.Tensor]) -> b
             for k, v in read.tensors.items():
                 s[k] = v[i]
             opt.state[params[i]] = s
-    cache = opt.__dict__.setdefault("_descend_fast", {})
-    cache[id(group)] = read._replace(count=read.count + 1)
+    read.count += 1
+    opt.__dict__.setdefault("_descend_fast", {})[id(group)] = read
     return True
 
 
@@ -388,6 +387,16 @@ def _foreach(P: list, G: list, S: dict[str, list], spec: _Spec, count: int, eta:
             _sgd_foreach(P[c], G[c], states.get("momentum_buffer"), spec, count, eta)
 
 
+def _mul_(xs: list[torch.Tensor], scalar: float) -> None:
+    """``x ← scalar·x`` for each x, rounded as the chain's ``scalar * x`` (torch 2.13's in-place
+    ``_foreach_mul_`` rounds bfloat16 and float16 differently from ``mul_``)."""
+    if xs and xs[0].dtype in (torch.bfloat16, torch.float16):
+        for x in xs:
+            x.mul_(scalar)
+    else:
+        torch._foreach_mul_(xs, scalar)
+
+
 def _gradient(P: list, G: list, spec: _Spec, coupled: bool) -> list:
     """``scale(-1)`` (maximize) then coupled ``add_decayed_weights``: new tensors, the gradients are never written."""
     g = torch._foreach_mul(G, -1.0) if spec.maximize else G
@@ -403,11 +412,11 @@ def _adam_foreach(P: list, G: list, M: list, V: list, spec: _Spec, count: int, e
     b1, b2 = spec.b1, spec.b2
     g = _gradient(P, G, spec, coupled=not spec.decoupled)
     d = torch._foreach_sub(g, M)  # m + (1-β₁)(g - m)
-    torch._foreach_mul_(d, 1.0 - b1)
+    _mul_(d, 1.0 - b1)
     torch._foreach_add_(M, d)
     gg = torch._foreach_mul(g, g)  # β₂v + (1-β₂)(g·g)
-    torch._foreach_mul_(gg, 1.0 - b2)
-    torch._foreach_mul_(V, b2)
+    _mul_(gg, 1.0 - b2)
+    _mul_(V, b2)
     torch._foreach_add_(V, gg)
     den = torch._foreach_sqrt(V)
     if spec.bias_correction:  # (1/bc₁)·m / (√v/√bc₂ + ε)
@@ -422,7 +431,7 @@ def _adam_foreach(P: list, G: list, M: list, V: list, spec: _Spec, count: int, e
     if spec.decoupled and spec.weight_decay != 0.0:
         decay = torch._foreach_mul(P, spec.weight_decay)
         torch._foreach_add_(u, decay)
-    torch._foreach_mul_(u, -eta)
+    _mul_(u, -eta)
     torch._foreach_add_(P, u)
 
 
@@ -435,7 +444,7 @@ def _sgd_foreach(P: list, G: list, B: list | None, spec: _Spec, count: int, eta:
         if count == 0:
             torch._foreach_copy_(B, g)  # b₁ = g₁
         else:
-            torch._foreach_mul_(B, mu)  # μ·b + (1-τ)·g
+            _mul_(B, mu)  # μ·b + (1-τ)·g
             damped = g if spec.dampening == 0.0 else torch._foreach_mul(g, 1.0 - spec.dampening)  # 1.0·g is g
             torch._foreach_add_(B, damped)
         if spec.nesterov:  # g + μ·b

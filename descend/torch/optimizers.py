@@ -35,14 +35,37 @@ CLASS_NAMES = {
     "nadam": "NAdam",
     "radam": "RAdam",
     "asgd": "ASGD",
+    "lamb": "LAMB",
+    "lars": "LARS",
+    "adopt": "ADOPT",
+    "ademamix": "AdEMAMix",
+    "soap": "SOAP",
+    "schedule_free_sgd": "SGDScheduleFree",  # schedulefree's names
+    "schedule_free_adamw": "AdamWScheduleFree",
 }
+
+
+# Named optimizers that live in modules of their own (alias.py re-exports them). Wrappers (lookahead, sam) and
+# closure optimizers (lbfgs) take another optimizer or a closure: ``Optimizer(params, tx)`` drives those.
+OWN_MODULE = (
+    "ademamix",
+    "adopt",
+    "lamb",
+    "lars",
+    "muon",
+    "prodigy",
+    "schedule_free_adamw",
+    "schedule_free_sgd",
+    "soap",
+)
 
 
 def factories() -> dict[str, Any]:
     """The named optimizers of ``descend.optim.alias``: its public functions that build a transformation."""
     out = {}
     for name, obj in vars(alias).items():
-        if name.startswith("_") or not inspect.isfunction(obj) or obj.__module__ != alias.__name__:
+        own = obj.__module__ == alias.__name__ if inspect.isfunction(obj) else False
+        if name.startswith("_") or not (own or name in OWN_MODULE):
             continue
         if inspect.signature(obj).return_annotation in ("GradientTransformation", alias.GradientTransformation):
             out[name] = obj

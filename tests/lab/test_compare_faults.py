@@ -126,7 +126,7 @@ WATCHED = textwrap.dedent(
     """
     import os, subprocess, sys, time
     if sys.argv[1] == "parent":  # start the worker stand-in, say its pid, wait to be killed
-        child = subprocess.Popen([sys.executable, __file__, "child", sys.argv[2]])
+        child = subprocess.Popen([sys.executable, __file__, "child", sys.argv[2], sys.argv[3]])
         print(child.pid, flush=True)
         time.sleep(60)
     else:
@@ -136,6 +136,7 @@ WATCHED = textwrap.dedent(
             threading.Thread(target=compare._watch_parent, args=(os.getppid(), 0.05), daemon=True).start()
         else:  # prctl alone: the watchdog looks only once an hour
             compare._die_with_parent(os.getppid(), interval=3600)
+        open(sys.argv[3], "w").close()  # armed
         time.sleep(60)
     """
 )
@@ -147,15 +148,16 @@ def test_a_worker_dies_with_its_parent(tmp_path, how) -> None:
         pytest.skip("PR_SET_PDEATHSIG is Linux's")
     script = tmp_path / "watched.py"
     script.write_text(WATCHED)
+    armed = tmp_path / "armed"
     parent = subprocess.Popen(
-        [sys.executable, str(script), "parent", how],
+        [sys.executable, str(script), "parent", how, str(armed)],
         stdout=subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": os.getcwd()},
     )
     child = 0
     try:
         child = int(parent.stdout.readline())
-        time.sleep(0.5)  # the child has imported descend and armed itself
+        _wait_for(armed.exists, 60, f"{how}: the child to import descend and arm itself")
         assert lock.pid_alive(child)
         parent.send_signal(signal.SIGKILL)
         parent.wait(timeout=10)

@@ -1,7 +1,9 @@
-"""Seeding and the context-dependent default initialization (He before ReLU, Xavier before tanh...)."""
+"""Initialization at construction: presets choose He / Xavier explicitly, containers never re-draw a layer,
+and the one rule of adoption (references taken before a container adopts a layer become read-only snapshots)."""
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import numpy as np
@@ -14,51 +16,67 @@ def bound(w):
     return float(np.abs(w).max())
 
 
-def test_he_before_relu_xavier_before_tanh_torch_default_at_the_output():
-    model = nn.Sequential(
-        nn.Linear(400, 300), nn.ReLU(), nn.Linear(300, 200), nn.Tanh(), nn.Linear(200, 100), nn.Sigmoid(),
-        nn.Linear(100, 50), nn.Dropout(0.1), nn.LeakyReLU(0.2), nn.Linear(50, 10),
-    )  # fmt: skip
-    expected = {
-        0: math.sqrt(2) * math.sqrt(3 / 400),  # He (kaiming_uniform, relu)
-        2: 5 / 3 * math.sqrt(6 / (300 + 200)),  # Xavier, gain 5/3
-        4: math.sqrt(6 / (200 + 100)),  # Xavier, gain 1
-        6: math.sqrt(2 / 1.04) * math.sqrt(3 / 100),  # He with slope 0.2 (Dropout skipped)
-        9: 1 / math.sqrt(50),  # torch's default: nothing follows
-    }
-    for i, b in expected.items():
-        assert 0.98 * b < bound(model[i].weight) <= b, i
-        assert not model[i].bias.any()
+def digest(a: np.ndarray) -> str:
+    return hashlib.sha256(a.tobytes()).hexdigest()[:16]
 
 
-def test_conv_init_looks_past_norm_and_pool():
-    model = nn.Sequential(nn.Conv2d(3, 16, 3), nn.BatchNorm2d(16), nn.MaxPool2d(2), nn.ReLU())
-    b = math.sqrt(2) * math.sqrt(3 / 27)
-    assert 0.95 * b < bound(model[0].weight) <= b
+@pytest.mark.parametrize(
+    ("activation", "first", "second"),
+    [
+        ("relu", math.sqrt(2) * math.sqrt(3 / 400), math.sqrt(2) * math.sqrt(3 / 300)),  # He (kaiming_uniform)
+        ("tanh", 5 / 3 * math.sqrt(6 / (400 + 300)), 5 / 3 * math.sqrt(6 / (300 + 200))),  # Xavier, gain 5/3
+        ("sigmoid", math.sqrt(6 / (400 + 300)), math.sqrt(6 / (300 + 200))),  # Xavier, gain 1
+        ("leaky_relu", math.sqrt(2 / 1.0001) * math.sqrt(3 / 400), math.sqrt(2 / 1.0001) * math.sqrt(3 / 300)),
+    ],
+)
+def test_presets_choose_he_or_xavier_for_the_activation_and_torch_default_at_the_output(activation, first, second):
+    model = nn.mlp(400, (300, 200), 10, activation=activation, batchnorm=True, dropout=0.1, seed=3)
+    hidden = [m for m in model if isinstance(m, nn.Linear)]
+    for layer, b in zip(hidden, (first, second, 1 / math.sqrt(200)), strict=True):
+        assert 0.97 * b < bound(layer.weight) <= b, layer
+        assert not layer.bias.any()
 
 
-def test_standalone_layer_uses_torch_default():
-    layer = nn.Linear(100, 30)
-    assert 0.98 / 10 < bound(layer.weight) <= 1 / 10
+def test_presets_give_the_same_initial_weights_as_before_construction_time_init():
+    """Digests of the parameters the presets drew when containers re-drew their layers (published numbers)."""
+    assert digest(nn.mlp(784, (256, 128), 10, seed=0).params) == "ae6a8048a2ea193a"
+    assert digest(nn.cnn2d(seed=0).params) == "40ea6690f9b0b867"
+    assert digest(nn.cnn1d(seed=1, dropout=0.2).params) == "b9094f37021f2fda"
+    assert digest(nn.mlp(40, (32,), 10, activation="tanh", batchnorm=True, seed=2).params) == "2b0dd276191898e2"
 
 
-def test_explicit_init_is_kept():
+def test_a_container_never_redraws_a_layer_whatever_follows_it():
+    dense, conv = nn.Linear(400, 300), nn.Conv2d(3, 16, 3)
+    before = dense.weight.copy(), conv.weight.copy()
+    assert 0.98 / 20 < bound(dense.weight) <= 1 / 20  # torch's default U(±1/√fan_in)
+    model = nn.Sequential(dense, nn.ReLU(), nn.Linear(300, 2), rng=7)
+    np.testing.assert_array_equal(model[0].weight, before[0])  # not re-drawn with He for the ReLU after it
+    convs = nn.Sequential(conv, nn.BatchNorm2d(16), nn.MaxPool2d(2), nn.Tanh())
+    np.testing.assert_array_equal(convs[0].weight, before[1])
+
+
+def test_explicit_init_is_kept_and_takes_a_name_with_options():
     model = nn.Sequential(nn.Linear(50, 40, init="zeros", bias_init="ones"), nn.ReLU())
     assert not model[0].weight.any() and np.all(model[0].bias == 1)
     model = nn.Sequential(nn.Linear(50, 40, init="orthogonal"), nn.ReLU())
     w = model[0].weight.astype(np.float64)
     np.testing.assert_allclose(w @ w.T, np.eye(40), atol=1e-5)
+    he = nn.Linear(300, 20, init=("kaiming_uniform", {"nonlinearity": "relu"}))
+    b = math.sqrt(2) * math.sqrt(3 / 300)
+    assert 0.97 * b < bound(he.weight) <= b
 
 
-def test_unseeded_layers_draw_from_one_stream():
-    model = nn.Sequential(nn.Linear(20, 20), nn.ReLU(), nn.Linear(20, 20), nn.ReLU())
-    a, b = model[0].weight, model[2].weight
-    assert not np.allclose(a, b)
-    assert abs(np.corrcoef(a.ravel(), b.ravel())[0, 1]) < 0.2
-    again = nn.Sequential(nn.Linear(20, 20), nn.ReLU(), nn.Linear(20, 20), nn.ReLU())
-    np.testing.assert_array_equal(model.params, again.params)  # deterministic
-    other = nn.Sequential(nn.Linear(20, 20), nn.ReLU(), nn.Linear(20, 20), nn.ReLU(), rng=1)
-    assert not np.array_equal(model.params, other.params)
+def test_one_generator_draws_every_layer_from_one_stream_and_unseeded_layers_start_from_seed_zero():
+    gen = np.random.default_rng(4)
+    a, b = nn.Linear(20, 20, rng=gen), nn.Linear(20, 20, rng=gen)
+    assert abs(np.corrcoef(a.weight.ravel(), b.weight.ravel())[0, 1]) < 0.2
+    # Without rng: default_rng(0), the same values for every layer of a shape (documented), and a container's
+    # rng does not touch them.
+    c, d = nn.Linear(20, 20), nn.Linear(20, 20)
+    np.testing.assert_array_equal(c.weight, d.weight)
+    np.testing.assert_array_equal(c.weight, nn.Linear(20, 20, rng=0).weight)
+    model = nn.Sequential(c, nn.ReLU(), d, rng=1)
+    np.testing.assert_array_equal(model[0].weight, model[2].weight)
 
 
 def test_explicitly_seeded_layers_keep_their_values():
@@ -75,11 +93,46 @@ def test_loaded_values_survive_a_container():
     assert np.all(model[0].weight == 0.5)
 
 
-def test_sealed_inner_container_is_not_redrawn():
-    inner = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), rng=5)
+def test_inner_container_keeps_its_values_and_dropout_streams():
+    inner = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Dropout(0.5), rng=5)
     before = inner.params.copy()
+    stream = inner[2].rng.bit_generator.state
     outer = nn.Sequential(nn.Linear(3, 4), inner, rng=9)
     np.testing.assert_array_equal(outer[1].params, before)
+    assert outer[1][2].rng.bit_generator.state == stream  # sealed: its own rng seeded its dropout
+
+
+def test_unseeded_dropouts_get_distinct_child_generators():
+    model = nn.Sequential(nn.Dropout(0.5), nn.Dropout(0.5))
+    assert not np.array_equal(model[0].rng.random(8), model[1].rng.random(8))
+
+
+def test_references_taken_before_adoption_are_read_only_snapshots():
+    """The one rule of adoption: earlier references stop aliasing the layer and cannot be written (no silent no-op)."""
+    layer = nn.Linear(3, 2)
+    w, dw, flat = layer.weight, layer.dweight, layer.params
+    values = w.copy()
+    model = nn.Sequential(layer, nn.ReLU())
+    assert not np.shares_memory(w, model.params)
+    np.testing.assert_array_equal(w, values)
+    for stale in (w, dw, flat):
+        with pytest.raises(ValueError, match="read-only"):
+            stale[...] = 0.0
+    assert np.shares_memory(layer.weight, model.params)  # the layer's own attributes are rebound
+    norm = nn.BatchNorm1d(2)
+    stats = norm.running_mean
+    model = nn.Sequential(nn.Linear(3, 2), norm)
+    assert model[1].running_mean is stats  # buffers of the model's dtype stay the same arrays
+
+
+def test_references_taken_after_building_stay_valid():
+    model = nn.mlp(6, (5,), 3, seed=0)
+    w, tree = model[1].weight, model.named_parameters()
+    assert tree["1.weight"] is w
+    model.params[...] += 1.0
+    np.testing.assert_array_equal(w, model.params[: w.size].reshape(w.shape))
+    tree["3.bias"][...] = 7.0
+    assert np.all(model[3].bias == 7.0)
 
 
 def test_reset_parameters():

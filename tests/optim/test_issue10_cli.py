@@ -42,6 +42,16 @@ def test_descend_train_runs_each_new_optimizer(name, tmp_path, capsys):
     assert summary["test_accuracy"] > 0.5, summary  # separable blobs: each of them learns something
 
 
+@pytest.mark.parametrize("name", TRAINS)
+def test_descend_train_with_weight_decay_on_the_weights_only(name, tmp_path, capsys):
+    """``--weight-decay`` arrives as a per-element array (the model's decay mask times λ): every factory takes it."""
+    data = blobs(tmp_path / "blobs.npz", n=60)
+    code = main(["train", "--quiet", "--dataset", str(data), "--hidden", "8", "--epochs", "1", "--optimizer", name,
+                 "--lr", LRS.get(name, "0.03"), "--weight-decay", "0.01", "--out", str(tmp_path / "run")])  # fmt: skip
+    _, err = capsys.readouterr()
+    assert code == 0, err
+
+
 def test_descend_train_muon_without_a_layout_is_one_clear_error(tmp_path, capsys):
     data = blobs(tmp_path / "blobs.npz", n=60)
     code = main(["train", "--quiet", "--dataset", str(data), "--epochs", "1", "--optimizer", "muon",

@@ -21,6 +21,11 @@ DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 ALL_CLASSES = {name: dict(TORCH_HAS.get(name, {})) for name in dtorch.optimizers.CLASSES}
 ALL_CLASSES["Lion"] = dict(lr=1e-3, weight_decay=0.1)
 ALL_CLASSES["Momentum"] = dict(lr=0.01, form="seed001")
+# Steps that bfloat16 (spacing 2^-8 near 1) can see within 3 steps: ADOPT's first step only fills v, Prodigy's
+# d starts at 1e-6, Muon's default lr is 1e-3.
+ALL_CLASSES["ADOPT"] = dict(lr=0.1)
+ALL_CLASSES["Muon"] = dict(lr=0.1)
+ALL_CLASSES["Prodigy"] = dict(d0=1e-2)
 
 
 def _close(a, b, rtol=1e-7, atol=1e-12):
