@@ -32,6 +32,8 @@ COLUMNS = [  # (key, header, format); a column is shown when some row has the ke
     ("case", "case", "{}"),
     ("layout", "layout", "{}"),
     ("n", "params", "{:,}"),
+    ("device", "device", "{}"),
+    ("threads", "threads", "{}"),
     ("descend_path", "descend path", "{}"),
     ("torch_path", "torch path", "{}"),
     ("descend_ms", "descend ms", "{:.2f}"),
@@ -43,8 +45,12 @@ COLUMNS = [  # (key, header, format); a column is shown when some row has the ke
     ("ratio", "ratio", "{:.2f}"),
     ("pure_ratio", "pure ratio", "{:.2f}"),
     ("donated_ratio", "donated ratio", "{:.2f}"),
+    ("ratio_foreach", "ratio vs foreach", "{:.2f}"),  # torch_step: against torch's foreach=True and fused=True
+    ("ratio_fused", "ratio vs fused", "{:.2f}"),
+    ("reference_ms", "reference chain ms", "{:.2f}"),
     ("bound_ms", "bound ms", "{:.2f}"),
     ("vs_bound", "x bound", "{:.2f}"),
+    ("grads_per_hvp", "grads per HVP", "{:.2f}"),  # benchmarks/hvp.py: Hessian-vector product / one gradient
 ]
 
 

@@ -13,7 +13,7 @@ it times one ``opt.step()`` of
 
 Each library steps its own copy of the parameters with the same gradients. They run in
 alternating blocks (one warm-up call, then ``k`` timed calls, median per block; CUDA timings
-are taken between ``torch.cuda.synchronize()`` calls), several rounds; a ratio is the median
+are taken between ``torch.cuda.synchronize()`` calls), several rounds (7; 3 with --quick); a ratio is the median
 over rounds of descend/torch (lower is better). Every row runs with ``torch.set_num_threads(t)``
 and numba at ``t`` threads, for t = 1 and 2. The bound is the bytes an in-place step moves
 (Adam: read θ g m v, write θ m v = 28 bytes per float32 parameter; SGD 12; SGD-momentum 20)
@@ -165,16 +165,18 @@ def measure(name: str, layout: str, device: str, threads: int, rounds: int, k: i
     return row
 
 
-def _set_threads(threads: int) -> None:
+def _set_threads(torch_threads: int, numba_threads: int | None = None) -> int | None:
+    """Set torch's and numba's thread counts (numba's to ``torch_threads`` unless given); returns numba's before."""
     import torch
 
-    torch.set_num_threads(threads)
+    torch.set_num_threads(torch_threads)
     try:
         import numba
-
-        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     except ImportError:
-        pass
+        return None
+    before = numba.get_num_threads()
+    numba.set_num_threads(min(numba_threads or torch_threads, numba.config.NUMBA_NUM_THREADS))
+    return before
 
 
 def rows(quick: bool = False, devices: list[str] | None = None) -> list[dict[str, Any]]:
@@ -184,6 +186,7 @@ def rows(quick: bool = False, devices: list[str] | None = None) -> list[dict[str
     if devices is None:
         devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     before = torch.get_num_threads()
+    numba_before = _set_threads(before)
     out = []
     try:
         for device in devices:
@@ -194,7 +197,7 @@ def rows(quick: bool = False, devices: list[str] | None = None) -> list[dict[str
                 for layout in ("100 tensors", "mlp 784-168-10"):
                     for name in CASES:
                         big = layout == "100 tensors"
-                        rounds, k = ((3, 3) if quick else (5, 5)) if big else ((3, 20) if quick else (5, 50))
+                        rounds, k = ((3, 3) if quick else (7, 5)) if big else ((3, 20) if quick else (7, 50))
                         row = measure(name, layout, device, threads, rounds, k, reference=not quick)
                         bound_ms = row["bytes_per_param"] * row["n"] / bw * 1e3
                         row.update(copy_gbs=bw / 1e9, bound_ms=bound_ms, vs_bound=row["descend_ms"] / bound_ms)
@@ -203,7 +206,7 @@ def rows(quick: bool = False, devices: list[str] | None = None) -> list[dict[str
                         out.append(row)
                         print(_line(row), flush=True)
     finally:
-        _set_threads(before)
+        _set_threads(before, numba_before)
     return out
 
 

@@ -4,7 +4,7 @@
 >>> tx = dc.optim.adam(lr=1e-3)
 """
 
-from descend import config, data, errors, init, nn, optim, schedules, train
+from descend import config, data, diagnostics, errors, init, nn, optim, schedules, train
 from descend.errors import DescendError
 from descend.train import Trainer
 
@@ -16,6 +16,7 @@ __all__ = [
     "__version__",
     "config",
     "data",
+    "diagnostics",
     "errors",
     "init",
     "nn",

@@ -142,6 +142,8 @@ def plan_from_args(args: argparse.Namespace) -> dict[str, Any]:
         extra = {k: tuple(v) if isinstance(v, list) else v for k, v in args.opt}
         per = kwargs.get("optimizer_args", {})
         kwargs["optimizer_args"] = {n: {**per.get(n, {}), **extra} for n in names}
+    if getattr(args, "diagnostics", None):  # every run tracks λ_max (descend.diagnostics.compare)
+        base["track_sharpness"] = args.diagnostics
     return compare.make_plan(**kwargs)
 
 
@@ -149,7 +151,7 @@ def _given_plan_options(args: argparse.Namespace) -> list[str]:
     from descend.lab import compare
 
     given = [k for k in compare.BASE_KEYS if getattr(args, k, ex.UNSET) is not ex.UNSET]
-    given += [k for k in ("optimizers", "lrs", "seeds", "target", "opt", "schedule_arg", "config", "out")
+    given += [k for k in ("optimizers", "lrs", "seeds", "target", "opt", "schedule_arg", "config", "out", "diagnostics")
               if getattr(args, k) not in (None, [])]  # fmt: skip
     return ["--" + k.replace("_", "-") for k in given]
 
@@ -158,7 +160,7 @@ def format_ranking(comparison) -> str:
     from descend.lab import report
 
     headers, rows = report.table(comparison)
-    right = [True, False, True, True, True, True, True, True, False]
+    right = [i not in (1, len(headers) - 1) for i in range(len(headers))]  # name and status left, numbers right
     return format_table(headers, rows, right=right)
 
 
@@ -173,6 +175,13 @@ def run_compare(args: argparse.Namespace) -> int:
     executors.check_options(args.scheduler, args.workers, args.max_concurrent)
     if args.scheduler != executors.LOCAL:
         executors.require_dask(args.scheduler)  # pip install 'descend[cluster]', before anything else
+    from descend.cli import _workload
+    from descend.lab import suite
+
+    if args.workload is not None or suite.is_suite(args.resume):
+        return _workload.run(args)
+    if args.budget is not None:
+        raise UsageError("--budget goes with --workload (the budget of a named workload)")
     if args.resume is not None:
         extra = _given_plan_options(args)
         if extra:
@@ -186,13 +195,29 @@ def run_compare(args: argparse.Namespace) -> int:
         out = Path(args.out) if args.out is not None else _default_out(plan["base"])
     check_output(out, directory=True, flag="--resume" if args.resume is not None else "--out")
     progress = compare.Progress(None if args.quiet else sys.stderr)
+    record = {"argv": args.argv} if getattr(args, "argv", None) else None  # the command line, for the report
     comparison = compare.run_comparison(
-        plan, out, workers=args.workers, progress=progress, scheduler=args.scheduler, max_concurrent=args.max_concurrent
+        plan,
+        out,
+        workers=args.workers,
+        progress=progress,
+        scheduler=args.scheduler,
+        max_concurrent=args.max_concurrent,
+        record=record,
     )
     print(format_ranking(comparison))
+    if not args.quiet:
+        _workload.print_warnings(comparison)
     if not args.no_report:
         path = report.write_report(comparison)
         print(f"report: {path.resolve()}")
+    if comparison.plan["base"].get("track_sharpness"):
+        from descend.diagnostics.compare import write_sharpness_figure
+
+        figure, last = write_sharpness_figure(comparison)
+        if figure is not None:
+            print("final sharpness λ_max: " + ", ".join(f"{k} {v:.4g}" for k, v in last.items()))
+            print(f"sharpness: {figure.resolve()}")
     print(f"runs: {out / compare.RUNS}")
     return 0
 
@@ -247,9 +272,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--max-concurrent", type=integer(1, None), default=None, metavar="N",
         help="with --scheduler tcp://...: at most N runs on the cluster at a time (default: as many as it takes)",
     )  # fmt: skip
+    parser.add_argument(
+        "--workload", default=None, metavar="NAME|all",
+        help="compare on a named workload (fixed data set, model, batch size, epoch budget and validation target): "
+        "mnist1d-mlp, mnist1d-cnn, fmnist-mlp, fmnist-cnn, names separated by commas, or all (one directory per "
+        "workload under --out, default compare-workloads, and a combined report with the performance profile)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--budget", default=None, choices=("full", "quick"),
+        help="with --workload: full (the workload's epochs; default) or quick (a smoke test: 2 epochs on a "
+        "1,000-example subsample, with low targets)",
+    )  # fmt: skip
     parser.add_argument("--out", default=None, metavar="DIR", help="comparison directory (compare-DATASET-MODEL)")
     parser.add_argument("--config", default=None, metavar="FILE.toml", help="the experiment as a TOML file")
     parser.add_argument("--resume", default=None, metavar="DIR", help="continue the comparison in DIR as planned")
-    parser.add_argument("--quiet", action="store_true", help="no progress display")
+    parser.add_argument("--quiet", action="store_true", help="no progress display and no warnings on stderr")
     parser.add_argument("--no-report", action="store_true", help="print the table only; no report.html")
+    parser.add_argument(
+        "--diagnostics", nargs="?", const=20, default=None, type=integer(1, None), metavar="K",
+        help="every run logs λ_max every K steps (default 20; descend train --track-sharpness); the sharpness curves "
+        "of each optimizer at its selected lr go to DIR/sharpness.png",
+    )  # fmt: skip
     parser.set_defaults(run=run_compare)

@@ -180,7 +180,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--optimizers",
         metavar="LIST",
         type=_names,
-        help=f"comma-separated, from {optimizers_list} (default all)",
+        help=f"comma-separated, from {optimizers_list} (default {', '.join(landscape.DEFAULT_OPTIMIZERS)})",
     )
     parser.add_argument(
         "--lr",

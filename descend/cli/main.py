@@ -81,6 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = parser.parse_args(argv)
         except SystemExit as stop:  # --help and --version print and "exit" 0
             return int(stop.code or 0)
+        args.argv = [PROG, *(sys.argv[1:] if argv is None else argv)]  # the command exactly as given (for records)
         return int(args.run(args) or 0)
     except DescendError as err:
         print(f"{PROG}: error: {_one_line(err)}", file=sys.stderr)

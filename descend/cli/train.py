@@ -33,6 +33,7 @@ _KEYS = (
     "lr",
     "schedule",
     "weight_decay",
+    "no_decay",
     "l1",
     "l2",
     "dropout",
@@ -83,6 +84,17 @@ def _parse_value(raw: str) -> Any:
     return raw
 
 
+def no_decay(text: str) -> list[str]:
+    """``bias,norm`` -> ``["bias", "norm"]`` (routing-rule selectors); ``none`` or ``''``: decay everything."""
+    from descend.errors import ParameterError
+    from descend.optim.masking import parse_selectors
+
+    try:
+        return parse_selectors(text, "--no-decay")
+    except ParameterError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--no-decay: ")) from None
+
+
 def batch_size(text: str) -> int | None:
     """``full``: full batch (None); else an integer >= 1 (0 is not a size: full batch is said explicitly)."""
     if text.lower() in ("full", "none"):
@@ -123,6 +135,8 @@ def run_train(args: argparse.Namespace) -> int:
     from descend.train.callbacks import ProgressBar
 
     given = overrides(args)
+    if args.track_sharpness is not ex.UNSET:
+        given["track_sharpness"] = args.track_sharpness
     allow = [k.strip().replace("-", "_") for text in args.allow_change or [] for k in text.split(",") if k.strip()]
     if args.resume is not None:
         extra = sorted(k for k in given if k != "epochs" and k not in allow)
@@ -229,6 +243,11 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
         "--schedule-arg", action="append", type=key_value, metavar="KEY=VALUE", help="e.g. step_size=3 gamma=0.5"
     )
     parser.add_argument("--weight-decay", default=U, type=number(0, None), help="weight decay (optimizer default)")
+    parser.add_argument(
+        "--no-decay", default=U, type=no_decay, metavar="RULES",
+        help="parameters weight decay and --l1/--l2 spare, comma-separated: roles bias, norm, embedding, head; "
+        "ndim<2; a name glob such as 0.*; re:REGEX; none (default bias,norm)",
+    )  # fmt: skip
     parser.add_argument("--l1", default=U, type=number(0, None), help="L1 penalty λ₁ on the weights (0)")
     parser.add_argument("--l2", default=U, type=number(0, None), help="L2 penalty λ₂ on the weights (0)")
     parser.add_argument("--dropout", default=U, type=number(0, 1, closed="left"), help="dropout probability (0)")
@@ -285,6 +304,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="with --resume: accept these configuration keys differing from the checkpointed run (edited in "
         "config.json or given as options), e.g. data_dir after moving the data; --epochs may change only "
         "when the schedule does not depend on the run's length",
+    )  # fmt: skip
+    parser.add_argument(
+        "--track-sharpness", default=ex.UNSET, type=integer(1, None), metavar="K",
+        help="every K steps log λ_max of the Hessian (and Adam's preconditioned one) to DIR/sharpness.csv, and the "
+        "gradient noise scale each epoch to DIR/noise_scale.csv (see descend diagnose)",
     )  # fmt: skip
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run=run_train)

@@ -45,7 +45,8 @@ class HessianOperator:
     def __init__(self, objective: ModelObjective | FunctionObjective, point: Any = None, *, step: float = DEFAULT_STEP):
         if not isinstance(objective, ModelObjective | FunctionObjective):
             raise ParameterError(
-                f"HessianOperator: objective must be a ModelObjective or FunctionObjective, got {type(objective).__name__}"
+                "HessianOperator: objective must be a ModelObjective or FunctionObjective, "
+                f"got {type(objective).__name__}"
             )
         check("HessianOperator", "step", step, Interval(0, 1e-2, closed="right"))
         self.objective = objective
@@ -138,11 +139,15 @@ class PreconditionedOperator:
     __matmul__ = matvec
 
 
-def adam_preconditioner(state: Any, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> np.ndarray:
+def adam_preconditioner(
+    state: Any, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, names: Any = None
+) -> np.ndarray:
     """Adam's diagonal preconditioner ``P = (1 − β₁ᵗ)(√(vₜ/(1 − β₂ᵗ)) + ε)`` from an optimizer state.
 
     ``state``: the state of ``descend.optim.adam`` / ``adamw`` (or any chain holding one
-    ``ScaleByAdamState``) over a flat parameter vector. Adam's step is ``−η P⁻¹ mₜ`` with ``mₜ`` the
+    ``ScaleByAdamState``) over a flat parameter vector, or over a tree of arrays (a dict keyed by
+    parameter names is laid out in the order of ``names``, e.g. ``[p.name for p in model.layout]``;
+    other trees in their own order). Adam's step is ``−η P⁻¹ mₜ`` with ``mₜ`` the
     exponential average of gradients, so P⁻¹H is the matrix whose largest eigenvalue its stability
     depends on (Cohen et al. 2022, "Adaptive gradient methods at the edge of stability").
     """
@@ -157,8 +162,17 @@ def adam_preconditioner(state: Any, betas: tuple[float, float] = (0.9, 0.999), e
     adam = found[0]
     b1, b2 = float(betas[0]), float(betas[1])
     t = max(int(adam.count), 1)
-    v = np.asarray(adam.exp_avg_sq if adam.max_exp_avg_sq is None else adam.max_exp_avg_sq, dtype=np.float64)
-    return (1.0 - b1**t) * (np.sqrt(v.reshape(-1) / (1.0 - b2**t)) + float(eps))
+    v = _flat(adam.exp_avg_sq if adam.max_exp_avg_sq is None else adam.max_exp_avg_sq, names)
+    return (1.0 - b1**t) * (np.sqrt(v / (1.0 - b2**t)) + float(eps))
+
+
+def _flat(tree: Any, names: Any) -> np.ndarray:
+    if isinstance(tree, dict):
+        keys = list(names) if names is not None and set(names) == set(tree) else list(tree)
+        return np.concatenate([_flat(tree[k], None) for k in keys]) if keys else np.zeros(0)
+    if isinstance(tree, list | tuple):
+        return np.concatenate([_flat(v, None) for v in tree]) if tree else np.zeros(0)
+    return np.asarray(tree, dtype=np.float64).reshape(-1)
 
 
 def _walk(state: Any):

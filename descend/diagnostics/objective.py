@@ -80,7 +80,9 @@ def as_vector(owner: str, name: str, value: Any, size: int) -> np.ndarray:
     try:
         arr = np.array(value, dtype=np.float64)
     except (TypeError, ValueError):
-        raise ParameterError(f"{owner}: {name} must be a 1-D array of {size} numbers, got {type(value).__name__}") from None
+        raise ParameterError(
+            f"{owner}: {name} must be a 1-D array of {size} numbers, got {type(value).__name__}"
+        ) from None
     if arr.shape != (size,):
         raise ParameterError(f"{owner}: {name} must be a 1-D array of {size} numbers, got shape {fmt_shape(arr.shape)}")
     if not np.all(np.isfinite(arr)):
@@ -111,7 +113,8 @@ class FunctionObjective:
         """The objective of a :class:`descend.lab.functions.Problem`, at ``point`` (default: its start)."""
         if not (hasattr(problem, "loss") and hasattr(problem, "grad") and hasattr(problem, "x0")):
             raise ParameterError(
-                f"FunctionObjective.from_problem: expected a descend.lab.functions.Problem, got {type(problem).__name__}"
+                "FunctionObjective.from_problem: expected a descend.lab.functions.Problem, "
+                f"got {type(problem).__name__}"
             )
         return cls(problem.loss, problem.grad, problem.x0 if point is None else point)
 
@@ -177,6 +180,12 @@ class ModelObjective:
         self.gradient_evaluations = 0
         self._freezer = _KinkFreezer(self.model)
 
+    def sync(self, model: Module) -> np.ndarray:
+        """Take ``model``'s current parameters and buffers (same architecture) as the point; return it."""
+        self.model.load_state_dict(model.state_dict())
+        self.point = self.model.params.copy()
+        return self.point
+
     @property
     def has_kinks(self) -> bool:
         """Whether the model has ReLU / LeakyReLU / max-pool layers (patterns are frozen for its Hessian)."""
@@ -212,6 +221,23 @@ class ModelObjective:
                 _, dout = self.loss_fn(out, self.y[lo:hi])
                 self.model.backward(np.asarray(dout, dtype=np.float64), input_grad=False)
             grad += self.model.grads * ((hi - lo) / self.num_examples)
+        if self._weights is not None:
+            grad += self.l2 * self._weights * np.asarray(theta, dtype=np.float64)
+        self.gradient_evaluations += 1
+        return grad
+
+    def batch_gradient(self, theta: np.ndarray, index: np.ndarray) -> np.ndarray:
+        """The mean gradient over the examples ``index`` (repeats allowed), with the L2 penalty's gradient."""
+        self._set(theta)
+        index = np.asarray(index, dtype=np.int64)
+        grad = np.zeros(self.size)
+        step = max(hi - lo for lo, hi in self.chunks)
+        for lo in range(0, len(index), step):
+            part = index[lo : lo + step]
+            out = self.model.forward(self.x[part])
+            _, dout = self.loss_fn(out, self.y[part])
+            self.model.backward(np.asarray(dout, dtype=np.float64), input_grad=False)
+            grad += self.model.grads * (len(part) / len(index))
         if self._weights is not None:
             grad += self.l2 * self._weights * np.asarray(theta, dtype=np.float64)
         self.gradient_evaluations += 1

@@ -419,4 +419,3 @@ def saddle_report(
 def _mass_below(sd: SpectralDensity, level: float) -> float:
     """The quadrature's weight on nodes below ``level`` (each vector's measure, averaged)."""
     return float(np.mean(np.sum(np.where(sd.nodes < level, sd.weights, 0.0), axis=1)))
-

@@ -51,6 +51,7 @@ from typing import Any, TextIO
 from descend._io import atomic_write_text
 from descend.errors import DescendError, ParameterError
 from descend.lab import executors
+from descend.optim import registry
 from descend.train import experiment as ex
 from descend.train import lock
 from descend.train.callbacks import Callback
@@ -62,38 +63,9 @@ MANIFEST, PLAN_TOML, RUNS, LOCK = "comparison.json", "experiment.toml", "runs", 
 #: The seed documents' optimizers, plus AdamW.
 DEFAULT_OPTIMIZERS: tuple[str, ...] = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
 
-#: Log-spaced grids (half decades) centred on each family's usual good value for a small MLP.
-_SGD_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
-_MOMENTUM_GRID = (1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3)
-_ADAPTIVE_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03)
-DEFAULT_GRIDS: dict[str, tuple[float, ...]] = {
-    "sgd": _SGD_GRID,
-    "momentum": _MOMENTUM_GRID,
-    "nesterov": _MOMENTUM_GRID,
-    "adagrad": (3e-3, 0.01, 0.03, 0.1, 0.3, 1.0),
-    "rmsprop": _ADAPTIVE_GRID,
-    "adadelta": (0.1, 0.3, 1.0, 3.0, 10.0),
-    "adam": _ADAPTIVE_GRID,
-    "adamw": _ADAPTIVE_GRID,
-    "adamax": (3e-4, 1e-3, 3e-3, 0.01, 0.03),
-    "nadam": _ADAPTIVE_GRID,
-    "radam": _ADAPTIVE_GRID,
-    "asgd": _SGD_GRID,
-    "rprop": (3e-5, 1e-4, 3e-4, 1e-3, 3e-3),
-    "adafactor": (1e-3, 3e-3, 0.01, 0.03, 0.1),
-    "lion": (1e-5, 3e-5, 1e-4, 3e-4, 1e-3),
-    "lamb": (1e-3, 3e-3, 0.01, 0.03, 0.1),
-    "lars": _MOMENTUM_GRID,
-    "adopt": _ADAPTIVE_GRID,
-    "ademamix": _ADAPTIVE_GRID,
-    "schedule-free-sgd": _SGD_GRID,
-    "schedule-free-adamw": _ADAPTIVE_GRID,
-    "muon": (3e-3, 0.01, 0.02, 0.05, 0.1),
-    "prodigy": (0.1, 0.3, 1.0, 3.0),
-    "soap": _ADAPTIVE_GRID,
-    "sam": _MOMENTUM_GRID,
-    "asam": _MOMENTUM_GRID,
-}
+#: name -> default learning-rate grid (log-spaced, half decades, centred on each family's usual good value for a
+#: small MLP): a view of descend.optim.registry, where every named optimizer is defined.
+DEFAULT_GRIDS: dict[str, tuple[float, ...]] = registry.grids()
 DEFAULT_EPOCHS = 20
 DEFAULT_SEEDS = 3
 
@@ -438,6 +410,8 @@ def plan_to_command(plan: Mapping[str, Any], out: str | os.PathLike | None = Non
         flag = "--" + key.replace("_", "-")
         if key == "hidden":
             parts += [flag, ",".join(map(str, value)) or "''"]
+        elif key == "no_decay":
+            parts += [flag, _shell(",".join(value) or "none")]
         elif key == "batch_size" and not value:
             parts += [flag, "full"]
         else:
@@ -821,14 +795,34 @@ def _write_manifest(root: Path, manifest: dict[str, Any]) -> None:
     _write_atomic(root / MANIFEST, json.dumps(manifest, indent=2) + "\n")
 
 
-def prepare(root: str | os.PathLike, plan: dict[str, Any] | None) -> Comparison:
+#: What a caller may record in a new comparison's manifest: the command line it was started with (a list of
+#: strings, exactly as given) and the workload it runs (descend.lab.workloads.Workload.record).
+RECORD_KEYS = ("argv", "workload")
+
+
+def _check_record(record: Mapping[str, Any] | None) -> None:
+    if record is None:
+        return
+    unknown = sorted(set(record) - set(RECORD_KEYS))
+    if unknown:
+        raise ParameterError(f"compare: record takes {', '.join(RECORD_KEYS)}; got {', '.join(unknown)}")
+    argv = record.get("argv")
+    if argv is not None and not (isinstance(argv, list | tuple) and all(isinstance(a, str) for a in argv)):
+        raise ParameterError(f"compare: record argv must be a list of strings, got {argv!r}")
+
+
+def prepare(
+    root: str | os.PathLike, plan: dict[str, Any] | None, record: Mapping[str, Any] | None = None
+) -> Comparison:
     """Create the comparison directory for ``plan``, or open the existing one (``plan=None``: whatever it holds).
 
-    An existing directory must hold the same plan: otherwise it is reported, never mixed.
+    An existing directory must hold the same plan: otherwise it is reported, never mixed. ``record`` goes into a
+    new directory's manifest (an existing one keeps what it was started with).
     """
     import descend
 
     root = Path(root)
+    _check_record(record)
     path = root / MANIFEST
     if path.exists():
         manifest = _check_manifest(root, _read_json(path, "the manifest"))
@@ -849,6 +843,7 @@ def prepare(root: str | os.PathLike, plan: dict[str, Any] | None) -> Comparison:
             "command": plan_to_command(plan, root),
             "plan": plan,
             "selected": {},
+            **_listify(dict(record or {})),
         }
         _write_atomic(root / PLAN_TOML, plan_to_toml(plan))
         _write_manifest(root, manifest)
@@ -961,8 +956,9 @@ def _warm_up(config: dict[str, Any], data) -> None:
         loss = CrossEntropyLoss()
         loss.forward(model.forward(train.x[:4]), train.y[:4])
         model.backward(loss.backward(), input_grad=False)
-        state = tx.init(model.params)
-        tx.update(np.zeros_like(model.params), state, model.params)
+        tree = model.named_parameters()  # what the Trainer gives the optimizer
+        state = tx.init(tree)
+        tx.update({name: np.zeros_like(p) for name, p in tree.items()}, state, tree)
 
 
 #: The configuration keys that decide a run's data (its split depends on the seed).
@@ -1210,6 +1206,7 @@ def run_comparison(
     progress: Progress | None = None,
     scheduler: str = executors.LOCAL,
     max_concurrent: int | None = None,
+    record: Mapping[str, Any] | None = None,
 ) -> Comparison:
     """Run (or continue) the comparison ``plan`` in directory ``root`` and return it, complete.
 
@@ -1217,8 +1214,11 @@ def run_comparison(
     ``scheduler``: ``"local"`` trains the runs in ``workers`` processes of this machine (default: one per core);
     ``"tcp://HOST:PORT"`` sends them to that Dask cluster's workers, at most ``max_concurrent`` at a time
     (default: as many as it takes), which must see ``root`` at the same path (:mod:`descend.lab.executors`).
+    ``record``: what a new directory's manifest keeps besides the plan (:data:`RECORD_KEYS`: the exact ``argv``
+    it was started with, the ``workload``), shown by the report.
     """
     root = Path(root)
+    _check_record(record)
     scheduler = executors.parse_scheduler(scheduler)
     executors.check_options(scheduler, workers, max_concurrent)
     workers = default_workers() if workers is None else int(workers)
@@ -1238,7 +1238,7 @@ def run_comparison(
     with _locked(root):  # creates root (and removes it again, still empty, if anything fails before prepare)
         # The cluster is contacted once the directory is ours, and before anything is written into it.
         with executors.open_engine(scheduler, workers=workers, max_concurrent=max_concurrent) as engine:
-            comparison = prepare(root, plan)
+            comparison = prepare(root, plan, record)
             if plan is None:
                 _load_first_data(comparison.plan)
             _execute(comparison, engine, progress)

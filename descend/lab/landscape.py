@@ -39,6 +39,7 @@ from descend import optim
 from descend._validation import Interval, check
 from descend.errors import ParameterError
 from descend.lab.functions import Problem
+from descend.optim import registry
 from descend.optim.base import GradientTransformation
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -46,17 +47,12 @@ if TYPE_CHECKING:  # pragma: no cover
 
 _STEPS = Interval(1, 100_000, closed="both", integer=True)
 
-# name -> (descend.optim factory, its other torch-named hyperparameters). "momentum" is torch's
-# SGD(momentum=0.9), i.e. heavy ball; "nesterov" the same with nesterov=True.
-RECIPES: dict[str, tuple[str, dict[str, Any]]] = {
-    "sgd": ("sgd", {}),
-    "momentum": ("sgd", {"momentum": 0.9}),
-    "nesterov": ("sgd", {"momentum": 0.9, "nesterov": True}),
-    "adagrad": ("adagrad", {}),
-    "rmsprop": ("rmsprop", {}),
-    "adam": ("adam", {}),
-}
-DEFAULT_OPTIMIZERS: tuple[str, ...] = tuple(RECIPES)
+# name -> (descend.optim factory, its other torch-named hyperparameters): the optimizers of descend.optim.registry
+# that run on a vector (not muon, sam, asam). "momentum" is torch's SGD(momentum=0.9), "nesterov" the same with
+# nesterov=True; the seed documents' heavy-ball forms are "heavy-ball-seed000" and "heavy-ball-seed001".
+RECIPES: dict[str, tuple[str, dict[str, Any]]] = registry.landscape_recipes()
+#: What ``descend landscape`` draws when no optimizers are named: the seed documents' six.
+DEFAULT_OPTIMIZERS: tuple[str, ...] = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
 
 # Learning rates per function, picked by drawing the paths (not by minimizing a loss): each rate
 # lets the optimizer's character show within the step budget (DEFAULT_STEPS) without diverging.
@@ -213,7 +209,7 @@ def trajectories(
     """Every optimizer's path on ``problem``: ``{label: Trajectory}``, in the order given.
 
     ``optimizers`` is either ``{label: GradientTransformation}`` (run as given)
-    or recipe names from :data:`RECIPES` (default: all six), each at its tuned
+    or recipe names from :data:`RECIPES` (default: :data:`DEFAULT_OPTIMIZERS`, the six), each at its tuned
     rate for this function (:data:`LEARNING_RATES`) unless ``lrs`` overrides
     it (``{"adam": 0.3}``). ``steps`` defaults to :data:`DEFAULT_STEPS`;
     ``start`` to the function's own start. Stopping rules: :func:`run_path`.

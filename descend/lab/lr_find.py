@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from descend._validation import Interval, check
-from descend.errors import ParameterError
+from descend.errors import ParameterError, StructureError
 from descend.optim.base import GradientTransformation
 from descend.optim.regularization import penalty
 
@@ -193,7 +193,13 @@ def lr_range_test(
 
 def _sweep(net, loss_fn, tx, batches, schedule, steps, beta, diverge_threshold, mask, l1, l2, max_lr):
     params, grads = net.params, net.grads
-    state = tx.init(params)
+    # The optimizer sees the named parameter tree, as in the Trainer (a by_layout optimizer: the flat buffer).
+    tree, grad_tree = net.named_parameters(), net.named_grads()
+    try:
+        state = tx.init(tree)
+    except StructureError:
+        tree, grad_tree = params, grads
+        state = tx.init(tree)
     lrs: list[float] = []
     losses: list[float] = []
     smoothed: list[float] = []
@@ -211,8 +217,12 @@ def _sweep(net, loss_fn, tx, batches, schedule, steps, beta, diverge_threshold, 
         net.backward(loss_fn.backward(), input_grad=False)
         if mask is not None:
             penalty(params, grads, float(l1), float(l2), mask, value=False)
-        updates, state = tx.update(grads, state, params)
-        np.add(params, updates, out=params)
+        updates, state = tx.update(grad_tree, state, tree)
+        if tree is params:
+            np.add(params, updates, out=params)
+        else:
+            for name, p in tree.items():
+                np.add(p, updates[name], out=p)
         lrs.append(schedule(t))  # the rate given to the optimizer (ASGD decays it further internally)
         losses.append(value)
         avg = beta * avg + (1.0 - beta) * value

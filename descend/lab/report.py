@@ -37,29 +37,17 @@ from typing import Any
 import numpy as np
 
 from descend._io import atomic_write_text
+from descend.lab import stats
 from descend.lab.compare import Comparison, RunResult, format_lr, plan_to_toml
+from descend.optim import registry
 from descend.train import experiment as ex
 
 REPORT = "report.html"
+#: The data behind the page (also embedded in it), beside it.
+REPORT_DATA = "report-data.json"
 
-#: One colour per optimizer name, the same in every figure and every comparison.
-COLORS: dict[str, str] = {
-    "sgd": "#4c72b0",
-    "momentum": "#dd8452",
-    "nesterov": "#55a868",
-    "adagrad": "#c44e52",
-    "rmsprop": "#8172b3",
-    "adam": "#937860",
-    "adamw": "#da8bc3",
-    "adadelta": "#8c8c8c",
-    "adamax": "#ccb974",
-    "nadam": "#64b5cd",
-    "radam": "#2f4b7c",
-    "asgd": "#a05195",
-    "rprop": "#f95d6a",
-    "adafactor": "#3d9970",
-    "lion": "#ff7c43",
-}
+#: One colour per optimizer name, the same in every figure and every comparison: a view of descend.optim.registry.
+COLORS: dict[str, str] = registry.colors()
 
 #: Early-stopping patience (epochs) assumed by the overfitting figure when the runs used none.
 DEFAULT_PATIENCE = 3
@@ -73,7 +61,7 @@ RATIO_HIGH, RATIO_LOW = 0.1, 1e-6
 
 
 def color(name: str) -> str:
-    return COLORS.get(name, "#333333")
+    return registry.color(name)
 
 
 # ------------------------------------------------------------------------------------------------- table
@@ -85,33 +73,79 @@ def _pm(mean: float | None, std: float | None, n: int) -> str:
     return f"{mean:.4f} ± {std:.4f}" if n > 1 and std is not None else f"{mean:.4f}"
 
 
+def _ci(iv: stats.Interval | None) -> str:
+    if iv is None:
+        return "—"
+    return "one seed" if iv.n < 2 else str(iv)
+
+
+@dataclass
+class Uncertainty:
+    """Bootstrap intervals over seeds (final and best metric) and the ranking's groups of ties (by final)."""
+
+    final: dict[str, stats.Interval | None]
+    best: dict[str, stats.Interval | None]
+    groups: list[list[str]]
+    ranks: dict[str, str]  # "1", "1", "3" ... (standard competition ranking of the groups)
+
+    @property
+    def ties(self) -> list[str]:
+        """One sentence per group of two or more tied optimizers."""
+        return [t for t in (stats.ties_sentence(g) for g in self.groups) if t is not None]
+
+
+def uncertainty(comparison: Comparison) -> Uncertainty:
+    """The seeded bootstrap interval (:func:`descend.lab.stats.bootstrap_ci`) of each optimizer's mean final and
+    best metric over its finished, not diverged seeds at the selected learning rate, and the tie groups."""
+    metric = comparison.metric
+    final: dict[str, stats.Interval | None] = {}
+    best: dict[str, stats.Interval | None] = {}
+    for name in comparison.plan["optimizers"]:
+        runs = [r for r in comparison.seed_results(name) if r.finished]
+        finals = [v for v in (r.final(metric) for r in runs) if v is not None]
+        bests = [v for v in (r.best(metric) for r in runs) if v is not None]
+        final[name] = stats.bootstrap_ci(finals) if finals else None
+        best[name] = stats.bootstrap_ci(bests) if bests else None
+    groups = stats.tie_groups(final)
+    return Uncertainty(final, best, groups, stats.group_ranks(groups))
+
+
 def table(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
-    """Headers and cells of the ranked table (the terminal's and the report's)."""
+    """Headers and cells of the ranked table (the terminal's and the report's).
+
+    The rank is shared by optimizers tied within noise (1, 1, 3: their 95 % bootstrap intervals of the mean final
+    metric over seeds overlap; :func:`uncertainty`)."""
     metric = comparison.metric.replace("_", " ")
     target = comparison.target()
     tgt = f"≥ {target:.3g}" if math.isfinite(target) else "target"
+    pct = f"{100 * stats.CONFIDENCE:g} %"
     headers = [
         "#",
         "optimizer",
         "best lr",
         f"final {metric} (mean ± std)",
+        f"{pct} CI",
         f"best {metric} (mean ± std)",
+        f"{pct} CI",
         f"epochs to {tgt}",
         f"time to {tgt}",
         "lr sensitivity",
         "status",
     ]
+    unc = uncertainty(comparison)
     rows = []
-    for rank, row in enumerate(comparison.ranking(), start=1):
+    for position, row in enumerate(comparison.ranking(), start=1):
         seeds = f"{row.target_reached}/{row.seeds_total}"
         reached = row.target_epochs is not None
         rows.append(
             [
-                str(rank),
+                unc.ranks.get(row.optimizer, str(position)) if row.final_mean is not None else str(position),
                 row.optimizer,
                 format_lr(row.best_lr),
                 _pm(row.final_mean, row.final_std, row.seeds_ok),
+                _ci(unc.final.get(row.optimizer)),
                 _pm(row.best_mean, row.best_std, row.seeds_ok),
+                _ci(unc.best.get(row.optimizer)),
                 f"{row.target_epochs:.1f} ({seeds})" if reached else f"— ({seeds})",
                 f"{row.target_time:.2f} s" if reached and row.target_time is not None else "—",
                 "—" if row.sensitivity is None else f"{row.sensitivity:.3f}",
@@ -119,6 +153,64 @@ def table(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
             ]
         )
     return headers, rows
+
+
+# ------------------------------------------------------------------------------------------ protocol warnings
+
+
+def _and(items: Sequence[str]) -> str:
+    items = list(items)
+    if not items:
+        return "none"
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def extended_grid(grid: Sequence[float], edge: str, more: int = 2) -> list[float]:
+    """``grid`` with ``more`` learning rates added past its ``"low"`` or ``"high"`` edge, at the grid's own
+    geometric step, rounded to one significant digit (``[1e-3, ..., 0.3]`` -> ``[..., 0.3, 0.9, 3]``)."""
+    values = sorted(grid)
+    ratio = (values[-1] / values[0]) ** (1 / (len(values) - 1)) if len(values) > 1 else math.sqrt(10)
+    ratio = ratio if ratio > 1 else math.sqrt(10)
+    if edge == "high":
+        new = [float(f"{values[-1] * ratio ** (k + 1):.1g}") for k in range(more)]
+        return values + [v for v in new if v > values[-1]]
+    new = [float(f"{values[0] / ratio ** (k + 1):.1g}") for k in reversed(range(more))]
+    return [v for v in new if v < values[0]] + values
+
+
+def protocol_warnings(comparison: Comparison) -> list[Finding]:
+    """What the protocol could not settle, in words: a selected learning rate at the edge of its grid (the best
+    rate may lie outside it) and a metric still rising at the last epoch (the budget was too short)."""
+    out: list[Finding] = []
+    metric = comparison.metric
+    label = metric.replace("_", " ")
+    epochs = comparison.plan["base"]["epochs"]
+    best_runs = _best_runs(comparison)
+    for name in comparison.plan["optimizers"]:
+        lr = comparison.selected.get(name)
+        if lr is None:
+            continue
+        grid = comparison.plan["grid"][name]
+        span = f"{format_lr(min(grid))} … {format_lr(max(grid))}"
+        edge = stats.grid_edge(grid, lr)
+        if edge == "only":
+            out.append(Finding(name, lr, "warning", f"{name}: its grid has one learning rate ({format_lr(lr)}): "
+                               "nothing was tuned; give it a grid (--lrs NAME=LOW:HIGH:N)."))  # fmt: skip
+        elif edge is not None:
+            side = "smallest" if edge == "low" else "largest"
+            where = "below" if edge == "low" else "above"
+            out.append(Finding(name, lr, "warning", f"{name}: the selected lr {format_lr(lr)} is the {side} of its "
+                               f"grid ({span}): the best rate may lie {where} it; extend the grid, e.g. "
+                               f"--lrs {name}={','.join(f'{v:g}' for v in extended_grid(grid, edge))}"))  # fmt: skip
+        runs = best_runs.get(name, [])
+        if runs and not all(r.diverged for r in runs):
+            _, mean, _, _ = band([r for r in runs if not r.diverged], metric)
+            trend = stats.still_improving(list(mean))
+            if trend.improving:
+                out.append(Finding(name, lr, "warning", f"{name}: {label} still rose by {trend.rise:.3f} over the "
+                                   f"last {trend.window} epochs (of {epochs}, mean over seeds): the budget was too "
+                                   "short to see where it ends; train longer (--epochs)."))  # fmt: skip
+    return out
 
 
 # ------------------------------------------------------------------------------------------ curve helpers
@@ -190,12 +282,20 @@ def layer_names(run: RunResult) -> list[str]:
     return [k.split("/", 1)[1] for k in rows[0] if k.startswith("grad_norm/")]
 
 
+def param_label(name: str) -> str:
+    """A layer by its parameters' names, as the ``metrics.csv`` column ``grad_norm/<name>`` gives it: a module
+    index of a sequential network (``"4"``) is ``4.*`` (its parameters ``4.weight`` and ``4.bias``); any other
+    name (a parameter of a named tree, ``"encoder.fc1"``) is itself."""
+    return f"{name}.*" if name.isdigit() else name
+
+
 def _layer_label(names: Sequence[str], name: str) -> str:
+    label = param_label(name)
     if len(names) > 1 and name == names[0]:
-        return f"layer {name} (input side)"
+        return f"{label} (input side)"
     if len(names) > 1 and name == names[-1]:
-        return f"layer {name} (output)"
-    return f"layer {name}"
+        return f"{label} (output)"
+    return label
 
 
 def gradient_findings(comparison: Comparison) -> list[Finding]:
@@ -345,9 +445,43 @@ def _log_if_positive(ax) -> None:
         ax.set_yscale("log")
 
 
+#: Line styles that tell apart curves drawn on top of each other: a marker shape and a dash pattern per line.
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "h", "<", ">", "p")
+DASHES = ("-", "--", "-.", ":")
+
+
+def line_styles(count: int) -> list[dict[str, Any]]:
+    """``count`` distinct (marker, dash) styles; the markers of line i sit at different points than those of the
+    others (``markevery`` offsets are applied by the caller through :func:`_markevery`)."""
+    return [{"marker": MARKERS[i % len(MARKERS)], "ls": DASHES[(i // len(MARKERS) + i) % len(DASHES)]}
+            for i in range(count)]  # fmt: skip
+
+
+def _markevery(index: int, count: int, points: int) -> tuple[int, int]:
+    """Markers every ``every`` points, shifted per line so that coinciding lines show each one's markers."""
+    every = max(1, math.ceil(points / 6), count if points >= 2 * count else 1)
+    return (index * every // max(count, 1)) % every, every
+
+
+def identical_groups(curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> list[list[str]]:
+    """Names whose (x, y) curves coincide (same x, y equal to 1e-9 relative), in groups of two or more."""
+    groups: list[list[str]] = []
+    keys: list[tuple[np.ndarray, np.ndarray]] = []
+    for name, (x, y) in curves.items():
+        for group, (gx, gy) in zip(groups, keys, strict=True):
+            if len(gx) == len(x) and np.array_equal(gx, x) and np.allclose(gy, y, rtol=1e-9, atol=0.0):
+                group.append(name)
+                break
+        else:
+            groups.append([name])
+            keys.append((x, y))
+    return [g for g in groups if len(g) > 1]
+
+
 def _lr_figure(plt, comparison: Comparison):
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 3.3), constrained_layout=True)
     first = comparison.plan["seeds"][0]
+    curves: dict[str, tuple[np.ndarray, np.ndarray, float]] = {}
     for name in comparison.plan["optimizers"]:
         lr = comparison.selected.get(name)
         if lr is None:
@@ -360,15 +494,33 @@ def _lr_figure(plt, comparison: Comparison):
         lrs = np.array([rows[0]["lr"]] + [r["lr"] for r in rows], dtype=float)
         if comparison.plan["base"]["schedule"] not in ("constant", "plateau"):
             steps, lrs = steps[1:], lrs[1:]
-        kw = {"color": color(name), "lw": 1.6, "label": f"{name} (lr {format_lr(lr)})", "drawstyle": "steps-post"}
+        curves[name] = (steps, lrs, lr)
+    styles = line_styles(len(curves))
+    for i, (name, (steps, lrs, lr)) in enumerate(curves.items()):
+        kw = {
+            "color": color(name),
+            "lw": 1.6,
+            "label": f"{name} (lr {format_lr(lr)})",
+            "drawstyle": "steps-post",
+            "ms": 6,
+            "mfc": "none",
+            "mew": 1.4,
+            "markevery": _markevery(i, len(curves), len(steps)),
+            **styles[i],
+        }
         ax.plot(steps, lrs, **kw)
         ax2.plot(steps, lrs / lr, **kw)
+    # Curves that coincide are named where they end, so that none of them is hidden under another.
+    for group in identical_groups({n: (c[0], c[1] / c[2]) for n, c in curves.items()}):
+        steps, lrs, lr = curves[group[0]]
+        ax2.annotate(" = ".join(group) + " (identical)", (steps[-1], lrs[-1] / lr), xytext=(-4, 6),
+                     textcoords="offset points", ha="right", va="bottom", fontsize=7.5, color="0.25")  # fmt: skip
     ax.set_title("learning rate used (last step of each epoch)")
     ax.set_xlabel("step")
     _log_if_positive(ax)
     ax2.set_title("relative to the base learning rate")
     ax2.set_xlabel("step")
-    ax2.set_ylim(bottom=0)
+    ax2.set_ylim(bottom=0, top=max([1.15] + [float(np.nanmax(c[1] / c[2])) * 1.15 for c in curves.values()]))
     handles, labels = ax.get_legend_handles_labels()
     if handles:
         fig.legend(handles, labels, loc="outside right center")
@@ -442,12 +594,34 @@ def _gradient_figure(plt, comparison: Comparison):
     return fig
 
 
+def clip_axis(ax, lines: Sequence[Any]) -> stats.Limits | None:
+    """Clip ``ax``'s y-axis to the robust range of the ``lines``' values (:func:`descend.lab.stats.robust_limits`,
+    so that one outlier does not flatten every curve) and draw each value outside it as ▲ / ▼ on the edge, in its
+    line's colour. Returns the limits (None: nothing was clipped)."""
+    values = [float(v) for line in lines for v in np.asarray(line.get_ydata(), dtype=float)]
+    limits = stats.robust_limits(values)
+    if limits is None:
+        return None
+    ax.set_ylim(limits.low, limits.high)
+    for line in lines:
+        x = np.asarray(line.get_xdata(), dtype=float)
+        y = np.asarray(line.get_ydata(), dtype=float)
+        for mask, edge, marker in ((y > limits.high, limits.high, "^"), (y < limits.low, limits.low, "v")):
+            if mask.any():
+                ax.plot(x[mask], np.full(int(mask.sum()), edge), marker, color=line.get_color(), ms=7,
+                        clip_on=False, zorder=5, label="_clipped")  # fmt: skip
+    return limits
+
+
 def _overfitting_figure(plt, comparison: Comparison):
+    """The train/validation gaps, and the early-stopping epochs; ``clipped``: panel title -> the limits of a
+    y-axis clipped to its robust range."""
     best = _best_runs(comparison)
     patience = comparison.plan["base"]["early_stopping"] or DEFAULT_PATIENCE
     has_val = comparison.plan["base"]["validation"] > 0
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 3.5), constrained_layout=True)
     stops: dict[str, tuple[int | None, int | None]] = {}
+    drawn: dict[Any, list[Any]] = {ax: [], ax2: []}
     if has_val:
         for name, runs in best.items():
             if not runs:
@@ -460,7 +634,7 @@ def _overfitting_figure(plt, comparison: Comparison):
             c = color(name)
             if n:
                 gap = val[:n] - train[:n]
-                ax.plot(x[:n], gap, color=c, lw=1.6, label=name)
+                drawn[ax] += ax.plot(x[:n], gap, color=c, lw=1.6, label=name)
                 stop, best_epoch = early_stopping_epoch(list(val[:n]), patience)
                 stops[name] = (stop, best_epoch)
                 if stop is not None:
@@ -468,14 +642,18 @@ def _overfitting_figure(plt, comparison: Comparison):
                     ax.plot([stop], [gap[stop - 1]], "v", color=c, ms=8)
             m = min(len(acc), len(vacc))
             if m:
-                ax2.plot(xa[:m], acc[:m] - vacc[:m], color=c, lw=1.6, label=name)
+                drawn[ax2] += ax2.plot(xa[:m], acc[:m] - vacc[:m], color=c, lw=1.6, label=name)
                 if stops.get(name, (None, None))[0] is not None:
                     ax2.axvline(stops[name][0], color=c, ls=":", lw=1.2)
     ax.axhline(0, color="#999", lw=0.8)
     ax2.axhline(0, color="#999", lw=0.8)
-    ax.set_title("validation loss − training loss")
-    ax2.set_title("training accuracy − validation accuracy")
-    for a in (ax, ax2):
+    clipped: dict[str, stats.Limits] = {}
+    for a, title in ((ax, "validation loss − training loss"), (ax2, "training accuracy − validation accuracy")):
+        limits = clip_axis(a, drawn[a])
+        if limits is not None:
+            clipped[title] = limits
+            title += f"\n(y clipped to the robust range: {limits.clipped} of {limits.total} points ▲▼ at the edge)"
+        a.set_title(title)
         a.set_xlabel("epoch")
     if ax.get_legend_handles_labels()[0]:
         fig.legend(*ax.get_legend_handles_labels(), loc="outside right center")
@@ -483,7 +661,7 @@ def _overfitting_figure(plt, comparison: Comparison):
         f"Overfitting: train/validation gap (mean over seeds)\n▼ and dotted line: early stopping "
         f"(patience {patience}, validation loss) would stop there"
     )
-    return fig, stops
+    return fig, stops, clipped
 
 
 # ------------------------------------------------------------------------------------------------- report
@@ -501,7 +679,20 @@ def _esc(text: Any) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _data(comparison: Comparison, findings: list[Finding], stops: dict[str, Any]) -> dict[str, Any]:
+@dataclass
+class _Extras:
+    """What the page shows besides the figures: intervals and ties, protocol warnings, clipped axes."""
+
+    uncertainty: Uncertainty
+    warnings: list[Finding]
+    clipped: dict[str, stats.Limits]
+
+
+def _interval_json(iv: stats.Interval | None) -> dict[str, Any] | None:
+    return None if iv is None else iv._asdict()
+
+
+def _data(comparison: Comparison, findings: list[Finding], stops: dict[str, Any], extras: _Extras) -> dict[str, Any]:
     runs = []
     for r in comparison.runs.values():
         s = r.summary or {}
@@ -528,6 +719,12 @@ def _data(comparison: Comparison, findings: list[Finding], stops: dict[str, Any]
         "ranking": [asdict(row) | {"grid": {str(k): v for k, v in row.grid.items()}} for row in comparison.ranking()],
         "early_stopping": {k: {"stop_epoch": v[0], "best_epoch": v[1]} for k, v in stops.items()},
         "gradient_flow": [asdict(f) for f in findings],
+        "intervals": {
+            name: {"final": _interval_json(extras.uncertainty.final[name]), "best": _interval_json(b)}
+            for name, b in extras.uncertainty.best.items()
+        },
+        "tie_groups": extras.uncertainty.groups,
+        "warnings": [asdict(f) for f in extras.warnings],
         "plan": comparison.plan,
         "runs": runs,
     }
@@ -566,10 +763,12 @@ def write_report(comparison: Comparison, out: str | os.PathLike | None = None) -
     save("learning_rate", _lr_figure(plt, comparison))
     save("lr_sensitivity", _sensitivity_figure(plt, comparison))
     save("gradient_flow", _gradient_figure(plt, comparison))
-    fig, stops = _overfitting_figure(plt, comparison)
+    fig, stops, clipped = _overfitting_figure(plt, comparison)
     save("overfitting", fig)
     findings = gradient_findings(comparison)
-    page = _html(comparison, images, findings, stops)
+    extras = _Extras(uncertainty(comparison), protocol_warnings(comparison), clipped)
+    atomic_write_text(out / REPORT_DATA, _json_script(_data(comparison, findings, stops, extras)) + "\n")
+    page = _html(comparison, images, findings, stops, extras)
     path = out / REPORT
     atomic_write_text(path, page)
     return path
@@ -610,6 +809,8 @@ code { font:13px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace; backgroun
 td.sel { font-weight:700; }
 td.div { color:var(--bad); }
 footer { color:var(--muted); font-size:13px; text-align:center; margin-top:24px; }
+code, p, li { overflow-wrap:anywhere; }
+@media (max-width: 760px) { main { padding:14px 8px 40px; } section { padding:12px 10px; } }
 """
 
 
@@ -658,7 +859,8 @@ def _grid_table_html(comparison: Comparison) -> str:
         cells += ["<td></td>"] * (width - len(comparison.plan["grid"][name]))
         rows.append(f"<tr>{''.join(cells)}</tr>")
     head = "<th>optimizer</th>" + "".join(f"<th>lr {i + 1}</th>" for i in range(width))
-    return f'<table id="grid"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    grid = f'<table id="grid"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    return f'<div class="scroll">{grid}</div>'
 
 
 def _findings_html(findings: list[Finding]) -> str:
@@ -683,13 +885,89 @@ def _stops_html(stops: dict[str, tuple[int | None, int | None]], epochs: int, pa
     return f"<p class='caption'>Early stopping (patience {patience}): " + "; ".join(parts) + ".</p>"
 
 
+def _clipped_html(clipped: dict[str, stats.Limits]) -> str:
+    if not clipped:
+        return ""
+    parts = [f"{_esc(title)}: {lim.clipped} of {lim.total} points" for title, lim in clipped.items()]
+    return (
+        " The y-axis is clipped to the robust range of the values (Tukey's fences, 3 × the interquartile range) so "
+        f"that an outlier does not flatten the other curves; outside it, drawn as ▲/▼ on the edge: {'; '.join(parts)}."
+    )
+
+
 def _dataset_title(base: dict[str, Any]) -> str:
     names = {"mnist1d": "MNIST-1D", "fashion-mnist": "Fashion-MNIST", "mnist": "MNIST"}
     dataset = base["dataset"]
     return names.get(str(dataset).lower(), Path(str(dataset)).name)
 
 
-def _html(comparison: Comparison, images: dict[str, str], findings: list[Finding], stops: dict[str, Any]) -> str:
+def seeds_phrase(seeds: Sequence[int]) -> str:
+    """``"seed 1"``, ``"seeds 1 and 2"``, ``"seeds 1, 2 and 3"``; ``"no other seeds"`` for none."""
+    if not seeds:
+        return "no other seeds"
+    return ("seed " if len(seeds) == 1 else "seeds ") + _and([str(s) for s in seeds])
+
+
+def started_as(manifest: dict[str, Any]) -> tuple[str, str]:
+    """(caption, command) of the "Started as" line: the exact command line recorded in the manifest, or, for a
+    directory started by a version of descend that did not record it, the equivalent command it wrote down."""
+    import shlex
+
+    argv = manifest.get("argv")
+    if isinstance(argv, list) and argv and all(isinstance(a, str) for a in argv):
+        return "Started as (the exact command line):", shlex.join(argv)
+    return (
+        "Started as: not recorded (an older descend started this directory); the equivalent command:",
+        str(manifest.get("command", "descend compare")),
+    )
+
+
+def _warnings_html(warnings: list[Finding]) -> str:
+    if not warnings:
+        return (
+            '<p class="ok">Every selected learning rate lies inside its grid, and no curve was still rising at the '
+            "last epoch.</p>"
+        )
+    items = "".join(f'<li class="{f.level}">{_esc(f.text)}</li>' for f in warnings)
+    return f'<ul class="findings" id="protocol-warnings">{items}</ul>'
+
+
+def _ties_html(unc: Uncertainty, n_seeds: int) -> str:
+    pct = f"{100 * stats.CONFIDENCE:g} %"
+    if n_seeds < 2:
+        return (
+            f'<p class="caption" id="ties">One seed per optimizer: there is no estimate of the noise, so no '
+            f"{pct} interval and no ties; rerun with --seeds 3 or more to rank with uncertainty.</p>"
+        )
+    ties = unc.ties
+    text = " ".join(_esc(t) for t in ties) if ties else f"No two optimizers are tied: no {pct} intervals overlap."
+    return f'<p class="caption" id="ties"><b>Ties within noise.</b> {text}</p>'
+
+
+def _workload_html(manifest: dict[str, Any]) -> str:
+    w = manifest.get("workload")
+    if not isinstance(w, dict):
+        return ""
+    changed = w.get("changed") or {}
+    note = ""
+    if isinstance(changed, dict) and changed:
+        note = " Set for this comparison: " + ", ".join(f"{k} {v}" for k, v in changed.items()) + "."
+        if "epochs" in changed and w.get("budget") == "full":
+            note += f" The budget is not the workload's ({w.get('epochs')} epochs): its target may be out of reach."
+    return (
+        f'<p id="workload">Workload <b>{_esc(w.get("name"))}</b> ({_esc(w.get("title", ""))}), budget '
+        f"{_esc(w.get('budget'))}: target validation accuracy {_esc(w.get('target'))}, set from "
+        f"{_esc(w.get('target_source', ''))}.{_esc(note)}</p>"
+    )
+
+
+def _html(
+    comparison: Comparison,
+    images: dict[str, str],
+    findings: list[Finding],
+    stops: dict[str, Any],
+    extras: _Extras,
+) -> str:
     plan, base = comparison.plan, comparison.plan["base"]
     metric = comparison.metric.replace("_", " ")
     n_runs = sum(r.finished for r in comparison.runs.values())
@@ -699,6 +977,9 @@ def _html(comparison: Comparison, images: dict[str, str], findings: list[Finding
     if base["model"] == "mlp":
         model += " " + "-".join(map(str, base["hidden"]))
     title = f"{model} on {_dataset_title(base)}: {len(plan['optimizers'])} optimizers compared"
+    workload = comparison.manifest.get("workload")
+    if isinstance(workload, dict) and workload.get("name"):
+        title = f"Workload {workload['name']}: {len(plan['optimizers'])} optimizers compared"
     root = comparison.root.resolve()
     reproduce = f"descend compare --config {root / 'experiment.toml'} --out NEW_DIR"
     patience = base["early_stopping"] or DEFAULT_PATIENCE
@@ -709,19 +990,27 @@ def _html(comparison: Comparison, images: dict[str, str], findings: list[Finding
     target = comparison.target()
     target_text = f"{comparison.metric.replace('_', ' ')} ≥ {target:.3g}" if math.isfinite(target) else "none"
     target_how = "" if plan["target"] is not None else " (90 % of the best mean final value)"
+    pct = f"{100 * stats.CONFIDENCE:g} %"
+    started = started_as(comparison.manifest)
     sections = [
         f"""<header><h1>{_esc(title)}</h1>
 <p>{n_runs} training runs ({n_div} diverged) · {base["epochs"]} epochs each · batch size {base["batch_size"] or "full"}
 · schedule {_esc(base["schedule"])} · seeds {", ".join(map(str, seeds))}</p>
 <p>Protocol (DeepOBS style): each optimizer trains once per learning rate of its log-spaced grid at seed {seeds[0]};
 the learning rate with the best final {metric} is selected (a diverged run never wins) and rerun with
-{"seeds " + ", ".join(map(str, seeds[1:])) if len(seeds) > 1 else "no other seeds"}.</p></header>""",
+{seeds_phrase(seeds[1:])}.</p>{_workload_html(comparison.manifest)}</header>""",
         f"""<section id="ranking-section"><h2>Ranking</h2>
 <p class="caption">Ranked by mean final {metric} at the selected learning rate (± standard deviation over seeds).
+The {pct} CI columns are percentile-bootstrap intervals of that mean over the seeds (10,000 resamples, seeded);
+optimizers whose intervals of the final {metric} overlap share a rank (1, 1, 3): the data do not order them.
+With few seeds the interval is about the range the seeds showed, not a guarantee.
 Target for the time columns: {_esc(target_text)}{target_how}; the count is the number of seeds that reached it.
 Wall times are measured inside each run (parallel workers share the machine).
 LR sensitivity: best final {metric} minus its mean over the grid (diverged runs count 0); lower is easier to tune.</p>
-{_ranked_table_html(comparison)}</section>""",
+{_ranked_table_html(comparison)}
+{_ties_html(extras.uncertainty, len(seeds))}
+<h3>What the protocol could not settle</h3>
+{_warnings_html(extras.warnings)}</section>""",
         f"""<section id="curves"><h2>Training and validation curves</h2>
 <p class="caption">One line per optimizer at its selected learning rate: the mean over seeds, with a band of ± one
 standard deviation.</p>
@@ -739,19 +1028,21 @@ that is easy to tune; crosses at the bottom are runs that diverged.</p>
         f"""<section id="gradient-flow"><h2>Gradient flow</h2>
 <p class="caption">Per-layer gradient norm (mean over the epoch's sampled steps) and update-to-weight ratio
 ‖Δw‖/‖w‖ per step, from <code>metrics.csv</code> (<code>grad_norm/&lt;layer&gt;</code>,
-<code>update_ratio/&lt;layer&gt;</code>). Layer names are the network's module indices, input side first.</p>
+<code>update_ratio/&lt;layer&gt;</code>). Each layer is named by its parameters, input side first: <code>4.*</code>
+stands for <code>4.weight</code> and <code>4.bias</code>, the parameters of module 4 of the network (the numbers skip
+the modules without parameters: activations, dropout, pooling).</p>
 {_findings_html(findings)}
 {img("gradient_flow", "per-layer gradient norms and update ratios")}</section>""",
         f"""<section id="overfitting"><h2>Overfitting</h2>
 <p class="caption">The gap between validation and training loss (left) and between training and validation
-accuracy (right). A growing gap is overfitting.</p>
+accuracy (right). A growing gap is overfitting.{_clipped_html(extras.clipped)}</p>
 {_stops_html(stops, base["epochs"], patience)}
 {img("overfitting", "train/validation gap against epoch")}</section>""",
         f"""<section id="configuration"><h2>Configuration and reproduction</h2>
 <p class="caption">Reproduce this comparison (the same plan, run directories and report):</p>
 <pre id="reproduce">{_esc(reproduce)}</pre>
-<p class="caption">Started as:</p>
-<pre>{_esc(comparison.manifest.get("command", "descend compare"))}</pre>
+<p class="caption">{_esc(started[0])}</p>
+<pre id="started-as">{_esc(started[1])}</pre>
 <p class="caption"><code>experiment.toml</code> (every key of the plan):</p>
 <pre id="experiment-toml">{_esc(plan_to_toml(plan))}</pre>
 <p class="caption">Each run directory (<code>runs/&lt;optimizer&gt;/lr=&lt;lr&gt;/seed=&lt;seed&gt;/</code>) holds
@@ -759,7 +1050,7 @@ its <code>config.json</code>, <code>metrics.csv</code>, <code>checkpoint</code> 
 one alone with <code>descend train</code> and the values of its <code>config.json</code>, for example the best:
 <code>{_esc(_train_command(comparison))}</code>.</p></section>""",
     ]
-    data = _json_script(_data(comparison, findings, stops))
+    data = _json_script(_data(comparison, findings, stops, extras))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -768,7 +1059,7 @@ one alone with <code>descend train</code> and the values of its <code>config.jso
 <body><main>
 {"".join(sections)}
 <footer>descend {_esc(comparison.manifest.get("descend_version", ""))} · format {_esc(comparison.manifest["format"])}
-· the data behind this page: <code>&lt;script id="comparison-data"&gt;</code></footer>
+· the data behind this page: <a href="{REPORT_DATA}">{REPORT_DATA}</a> (also embedded in the page)</footer>
 </main>
 <script type="application/json" id="comparison-data">
 {data}

@@ -47,12 +47,18 @@ A training step
 ---------------
 ::
 
+    tree, grads = model.named_parameters(), model.named_grads()   # once: views, valid for the model's life
+    state = tx.init(tree)
+
     logits = model(x)                                   # model.train() / model.eval() switch modes
     loss, dlogits = dc.nn.cross_entropy(logits, y)
     model.backward(dlogits, input_grad=False)           # sets model.grads; skips dL/dx of the first layer
     reg = dc.nn.l2_penalty(model, 1e-4)                 # optional: adds λ·w into model.grads, reported apart
-    updates, state = tx.update(model.grads, state, model.params)
-    model.params[...] = dc.optim.apply_updates(model.params, updates)
+    state = dc.optim.step(tx, tree, grads, state)       # in place; or tx.update + apply_updates
+
+An optimizer may also take the flat buffer itself (``tx.update(model.grads,
+state, model.params)``): the same numbers for an elementwise one, but
+Adafactor, LAMB, LARS, Muon and ``partition`` then see one long vector.
 
 ``model.decays(no_decay)`` (``{name: bool}``) and ``model.decay_mask()`` (1 for
 weights, 0 for biases and norm parameters, per element) come from the routing

@@ -21,6 +21,7 @@ lease, and so its buffer, out of the pool.
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import numpy as np
@@ -116,6 +117,13 @@ def _address(a: np.ndarray) -> int:
     return int(a.__array_interface__["data"][0])
 
 
+# span() of the same leaves (a model's views, an in-place optimizer state) is looked up, not recomputed: the
+# key is the leaves' ids, and weak references prove the ids still name those arrays (an id can be reused only
+# after its array is gone). The cache holds no array alive; it forgets everything when it fills up.
+_SPANS: dict[tuple[int, ...], tuple[tuple[Any, ...], int, int]] = {}
+_SPANS_MAX = 64
+
+
 def span(arrays: list[Any]) -> np.ndarray | None:
     """The flat 1-D view that ``arrays`` tile, in order, or None.
 
@@ -128,6 +136,32 @@ def span(arrays: list[Any]) -> np.ndarray | None:
     """
     if not arrays:
         return None
+    key = tuple(map(id, arrays))
+    hit = _SPANS.get(key)
+    if hit is not None:
+        refs, offset, n = hit
+        if all(r() is a for r, a in zip(refs, arrays, strict=True)):
+            return _view(arrays, arrays[0].base, offset, n)
+        del _SPANS[key]
+    found = _find_span(arrays)
+    if found is None:
+        return None
+    offset, n = found
+    if len(_SPANS) >= _SPANS_MAX:
+        _SPANS.clear()
+    _SPANS[key] = (tuple(weakref.ref(a) for a in arrays), offset, n)
+    return _view(arrays, arrays[0].base, offset, n)
+
+
+def _view(arrays: list[np.ndarray], base: np.ndarray, offset: int, n: int) -> np.ndarray:
+    flat = base.reshape(-1)[offset : offset + n]
+    if flat.flags.writeable and not all(a.flags.writeable for a in arrays):
+        flat.flags.writeable = False
+    return flat
+
+
+def _find_span(arrays: list[Any]) -> tuple[int, int] | None:
+    """``(offset, length)`` in elements of the run of ``arrays[0].base`` that ``arrays`` tile, or None."""
     first = arrays[0]
     if type(first) is not np.ndarray:
         return None
@@ -135,11 +169,9 @@ def span(arrays: list[Any]) -> np.ndarray | None:
     if type(base) is not np.ndarray or not base.flags.c_contiguous or base.dtype != dt:
         return None
     start = end = None
-    writeable = True
     for a in arrays:
         if type(a) is not np.ndarray or a.base is not base or a.dtype != dt or not a.flags.c_contiguous:
             return None
-        writeable = writeable and a.flags.writeable
         if a.size == 0:
             continue
         at = _address(a)
@@ -150,11 +182,20 @@ def span(arrays: list[Any]) -> np.ndarray | None:
         end = at + a.nbytes
     if start is None:
         return None
-    offset = (start - _address(base)) // dt.itemsize
-    flat = base.reshape(-1)[offset : offset + (end - start) // dt.itemsize]
-    if not writeable and flat.flags.writeable:
-        flat.flags.writeable = False
-    return flat
+    return (start - _address(base)) // dt.itemsize, (end - start) // dt.itemsize
+
+
+def remember_span(arrays: list[np.ndarray], flat: np.ndarray) -> None:
+    """Record that ``arrays`` (:func:`split` of the 1-D ``flat``) tile ``flat``: :func:`span` then finds it at once."""
+    if not arrays:
+        return
+    base = arrays[0].base
+    if type(base) is not np.ndarray or not (flat is base or flat.base is base):
+        return
+    if len(_SPANS) >= _SPANS_MAX:
+        _SPANS.clear()
+    offset = (_address(flat) - _address(base)) // flat.dtype.itemsize
+    _SPANS[tuple(map(id, arrays))] = (tuple(weakref.ref(a) for a in arrays), offset, flat.size)
 
 
 def split(flat: np.ndarray, shapes: list[tuple[int, ...]]) -> list[np.ndarray]:

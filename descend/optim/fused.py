@@ -77,7 +77,7 @@ import numpy as np
 
 from descend import config
 from descend.errors import ParameterError, StructureError
-from descend.optim._buffers import BufferPool, pack, span, split
+from descend.optim._buffers import BufferPool, pack, remember_span, span, split
 from descend.optim.adagrad import ScaleByAdagradState, adagrad_learning_rate
 from descend.optim.adam import ScaleByAdamState
 from descend.optim.base import ChainState, EmptyState, GradientTransformation
@@ -252,26 +252,28 @@ def _join_state(template: ChainState, states: list[ChainState], grads: Tree) -> 
 def _tree_step(
     kernel_step: KernelStep, grads: Tree, state: Any, params: Tree | None, pool: BufferPool, mode: int
 ) -> Any:
-    """A kernel step over a tree, leaf by leaf; ``None`` (and nothing written) unless every leaf qualifies.
+    """A kernel step over a tree; ``None`` (and nothing written) unless every leaf qualifies.
 
-    Every leaf (gradient, parameter, each state leaf; and what ``mode`` writes:
-    writeable) is checked in a dry run (``check=True``) before the first kernel
-    runs, so that a fallback to the reference chain can never follow a partly
-    applied in-place or donated step. The per-leaf kernels do the single-buffer
+    A named tree whose leaves tile one buffer runs one kernel pass over it
+    (:func:`_spanning_step`). Otherwise the kernel runs leaf by leaf: every leaf
+    (gradient, parameter, each state leaf; and what ``mode`` writes: writeable)
+    is checked in a dry run (``check=True``) before the first kernel runs, so
+    that a fallback to the reference chain can never follow a partly applied
+    in-place or donated step. The per-leaf kernels do the single-buffer
     arithmetic, so the result equals the reference chain's leaf for leaf.
     """
     if not is_container(grads):
         return None
+    if type(grads) is dict and getattr(kernel_step, "elementwise", False):
+        out = _spanning_step(kernel_step, grads, state, params, pool, mode)
+        if out is not None:
+            return out
     g_leaves = leaves(grads)
     if not g_leaves or type(g_leaves[0]) is not np.ndarray:  # torch tensors: no leaf would qualify, skip the split
         return None
     if params is not None and not _same_structure(params, grads):
         return None  # the reference raises the usual StructureError
     p_leaves = leaves(params) if params is not None else [None] * len(g_leaves)
-    if getattr(kernel_step, "elementwise", False):
-        out = _spanning_step(kernel_step, grads, g_leaves, state, p_leaves, params is None, pool, mode)
-        if out is not None:
-            return out
     states = _split_state(state, grads, len(g_leaves))
     if states is None:
         return None
@@ -286,45 +288,56 @@ def _tree_step(
     return updates, _join_state(state, [s for _, s in results], grads)
 
 
-def _spanning_step(
-    kernel_step: KernelStep,
-    grads: Tree,
-    g_leaves: list[Any],
-    state: Any,
-    p_leaves: list[Any],
-    no_params: bool,
-    pool: BufferPool,
-    mode: int,
-) -> Any:
-    """One kernel pass over the buffer a tree's leaves tile (see the module docstring), or None.
+def _matching_leaves(tree: Any, grads: dict) -> list[np.ndarray] | None:
+    """The values of ``tree`` if it is a dict of ndarrays with ``grads``' keys, in the same order, and shapes."""
+    if type(tree) is not dict or len(tree) != len(grads):
+        return None
+    out = []
+    for (k, v), (kg, g) in zip(tree.items(), grads.items(), strict=True):
+        if k != kg or type(v) is not np.ndarray or v.shape != g.shape:
+            return None
+        out.append(v)
+    return out
 
-    Gradients and parameters must each tile one buffer; a per-parameter state
-    field that does not (a restored checkpoint) is first packed into a new one
-    (a copy: the kernel then writes the new state there, which the in-place and
-    donating modes allow). The result is split back into views shaped like the
-    leaves; a state field the kernel wrote in place keeps its original tree.
+
+def _spanning_step(
+    kernel_step: KernelStep, grads: dict, state: Any, params: Tree | None, pool: BufferPool, mode: int
+) -> Any:
+    """One kernel pass over the buffer a named tree's leaves tile (see the module docstring), or None.
+
+    ``grads`` is a dict ``{name: array}`` (a model's ``named_grads()``); the
+    parameters and every per-parameter state field must be dicts with the same
+    names in the same order and the same shapes. Gradients and parameters must
+    each tile one buffer; a state field that does not (a restored checkpoint)
+    is first packed into a new one (a copy: the kernel then writes the new
+    state there, which the in-place and donating modes allow). The result is
+    split back into views shaped like the leaves; a state field the kernel
+    wrote in place keeps its original dict.
     """
+    g_leaves = list(grads.values())
     g = span(g_leaves)
     if g is None:
         return None
-    p = None if no_params else span(p_leaves)
-    if p is None and not no_params:
-        return None
+    p = None
+    if params is not None:
+        p_leaves = _matching_leaves(params, grads)
+        p = None if p_leaves is None else span(p_leaves)
+        if p is None:
+            return None
     if not isinstance(state, ChainState):
         return None
-    n = len(g_leaves)
-    flat_links, trees = [], []  # trees[j][k]: the original tree of a field the kernel reads in place
+    flat_links, originals = [], []  # originals[j][k]: the dict of a field whose own span the kernel reads
     for link in state:
         if getattr(link, "_fields", None) is None:
             return None
-        values, originals = [], []
+        values, kept = [], []
         for value in link:
             original = None
-            if isinstance(value, np.ndarray) or is_container(value):
-                if not _same_structure(value, grads):
-                    return None
-                field_leaves = leaves(value)
-                if len(field_leaves) != n:
+            if isinstance(value, np.ndarray):
+                return None
+            if is_container(value):
+                field_leaves = _matching_leaves(value, grads)
+                if field_leaves is None:
                     return None
                 flat = span(field_leaves)
                 if flat is None:
@@ -336,26 +349,28 @@ def _spanning_step(
                     original = value
                 value = flat
             values.append(value)
-            originals.append(original)
+            kept.append(original)
         flat_links.append(type(link)(*values))
-        trees.append(originals)
+        originals.append(kept)
     flat_state = ChainState(flat_links)
     out = kernel_step(g, flat_state, p, pool, mode)
     if out is None:
         return None
     new_flat = out if mode == INPLACE else out[1]
+    keys = list(grads)
     shapes = [leaf.shape for leaf in g_leaves]
 
-    def unflatten(x: np.ndarray) -> Tree:
-        it = iter(split(x, shapes))
-        return tree_map(lambda _: next(it), grads)
+    def unflatten(x: np.ndarray) -> dict:
+        views = split(x, shapes)
+        remember_span(views, x)
+        return dict(zip(keys, views, strict=True))
 
     links = []
     for j, link in enumerate(new_flat):
         values = []
         for k, value in enumerate(link):
             if isinstance(value, np.ndarray):
-                original = trees[j][k]
+                original = originals[j][k]
                 value = original if original is not None and value is flat_state[j][k] else unflatten(value)
             values.append(value)
         links.append(type(link)(*values))

@@ -1,54 +1,57 @@
-"""The fast path of ``descend.torch``: a whole group's step in one pass per tensor, in place.
+"""The fast path of ``descend.torch``: a group's step in one pass per tensor, with the state updated in place.
 
 The drop-in classes ``Adam``, ``AdamW`` and ``SGD`` are *defined* by their descend chains
 (``descend.optim.adam`` ...), which :meth:`descend.torch.Optimizer._step_group` runs on the
 group's tensors: about fifteen tensor operations per parameter, each making a new tensor,
-and the state decoded from and encoded into ``optimizer.state[p]`` on every step. This
-module does the same step with the state updated in place, where torch keeps it
+with the state decoded from and encoded into ``optimizer.state[p]`` on every step. This
+module takes the same step with the state updated in place where torch keeps it
 (``optimizer.state[p]["exp_avg"]`` ..., torch's layout), by one of three backends, chosen
 per device and dtype within the group:
 
-* ``"numba"`` (CPU, float32 / float64): descend's fused numba kernels
-  (:mod:`descend.optim.fused`, one pass over θ, g and the state per tensor) on NumPy
-  views of the tensors' memory, through the transformation's own in-place step
-  (``tx.update.step_inplace``). The kernels repeat the chain's operations in the
-  chain's order with no FMA contraction: **bitwise** the reference chain.
-* ``"foreach"`` (every other device and dtype, strided tensors, ``adam(bias_correction=
-  False)`` on CUDA): the chain's operations one by one, in the chain's order, as
-  ``torch._foreach_*`` calls that write into the state (on CPU in chunks of tensors that
-  fit in L2). On CPU a ``_foreach_*`` op is a loop over the same per-tensor kernel the
-  chain calls: **bitwise** the reference chain. On CUDA the multi-tensor kernels compute
-  a division by a scalar as a true division where ``tensor / scalar`` multiplies by the
-  reciprocal: equal to rounding.
-* ``"fused"`` (CUDA, contiguous tensors): torch's own multi-tensor fused kernels
-  (``torch._fused_adam_``, ``_fused_adamw_``, ``_fused_sgd_``, what ``fused=True`` runs),
-  one kernel launch per step for the whole group, with descend's hyperparameters, learning
-  rate and step. Same formulas, torch's order of operations (``lr/bc₁·m`` instead of
-  ``−η·(m/bc₁)``, AdamW's decay as ``θ·(1−ηλ)``, FMA on the GPU): equal to float rounding,
-  not bitwise (``tests/torch/test_fast_path.py`` bounds it on CPU, where the same kernels
-  exist, and on CUDA when there is one).
+* ``"numba"`` (CPU, float32 / float64, contiguous): descend's fused numba kernels
+  (``descend.optim._kernels``, the ones ``dc.optim.step`` runs: one pass over θ, g and the
+  state) on NumPy views of the tensors' memory, one call per tensor. They repeat the
+  chain's operations in its order, without FMA contraction: **bitwise** the chain on NumPy
+  arrays, and the chain on torch tensors for SGD and in float64. float32 Adam differs from
+  the chain on torch tensors by torch's CPU ``sqrt``, which (vectorized, AVX-512) is not
+  correctly rounded: one ulp off for about 1 element in 6, where NumPy's and the kernels'
+  ``sqrt`` are exact (3.8e-7 relative after 12 steps in the tests).
+* ``"foreach"`` (every other dtype and device, strided tensors, ``adam(bias_correction=
+  False)`` on CUDA): the chain's operations one by one, in its order, as ``torch._foreach_*``
+  calls that write into the state (on CPU in chunks of tensors that fit in L2). On CPU a
+  ``_foreach_*`` op is a loop over the per-tensor kernel the chain calls: **bitwise** the
+  chain (bfloat16 included). On CUDA the multi-tensor kernels divide by a scalar where
+  ``tensor / scalar`` multiplies by its reciprocal: equal to rounding.
+* ``"fused"`` (CUDA, contiguous tensors): torch's multi-tensor fused kernels
+  (``torch._fused_adam_``, ``_fused_adamw_``, ``_fused_sgd_``, what ``fused=True`` runs), one
+  launch per step for the whole group, with descend's hyperparameters, learning rate and
+  step. The same formulas in torch's order of operations (``lr/bc₁·m`` for ``−η·(m/bc₁)``,
+  AdamW's decay as ``θ·(1−ηλ)``, FMA on the GPU): equal to rounding, not bitwise (1.3e-6
+  relative in float32 after 12 steps on CPU, where the same kernels exist).
 
 What is not covered runs the reference chain unchanged: other optimizers, a group with its
-own ``"tx"``, ``amsgrad=True``, a non-numeric weight decay, sparse gradients, a state that is
-not torch's layout for these hyperparameters (a missing or extra key, a wrong shape, dtype
-or device), parameters at different steps (a parameter that started late) or some with a
-state and some without, gradients of another dtype or device than their parameter.
-Every check is made before anything is written, so a fallback never follows a partial
-step. ``descend.config.fused = False`` (``DESCEND_FUSED=0``) switches this path off with
-the numba kernels (``ENABLED`` here reads and writes the same switch); ``FORCE`` picks one
-backend for every group (tests and benchmarks); ``calls`` counts the groups each backend
-stepped.
+own ``"tx"``, ``amsgrad=True``, a non-numeric weight decay, a state that is not torch's layout
+for these hyperparameters (a missing or extra key, a wrong shape, dtype or device),
+parameters at different steps (one that started late) or some with a state and some without,
+a gradient whose dtype, device or shape is not its parameter's. Every check is made before
+anything is written, so a fallback never follows a partial step.
+``descend.config.fused = False`` (``DESCEND_FUSED=0``) switches this path off with the numba
+kernels; ``FORCE`` picks one backend for every group (tests, benchmarks); ``calls`` counts
+the groups each backend stepped.
 
-The state stays where and how the reference path keeps it: ``step`` a new float32 scalar
-tensor per parameter and step, the moments in the parameter's dtype and device (updated
-in place, as torch does: a ``state_dict()`` that was not copied follows the optimizer).
+The state is torch's: the moments in the parameter's dtype and device and ``step`` a float32
+scalar tensor per parameter (views of one vector per group), all updated in place from the
+first fast step on, as torch updates its own, so a ``state_dict()`` that was not copied
+follows the optimizer (the reference path makes new tensors each step). The group's read of
+the state is cached between steps and taken again whenever a parameter, a state dict, a
+tensor in it or a step value has been replaced or changed (``load_state_dict``, ZeRO, by hand).
 """
 
 from __future__ import annotations
 
-import contextlib
+import importlib
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -144,7 +147,7 @@ def _learning_rate(spec: _Spec, count: int) -> float:
 class _Read:
     """A group's state as this path keeps it, cached per group between steps (``opt._descend_fast``)."""
 
-    __slots__ = ("count", "group", "keys", "params", "parts", "states", "steps", "tensors", "views")
+    __slots__ = ("count", "group", "keys", "on_device", "params", "parts", "states", "steps", "tensors", "views")
 
     def __init__(self, group: dict[str, Any], params: list[torch.Tensor], keys: tuple[str, ...], count: int,
                  states: list[dict[str, Any]], tensors: dict[str, list[torch.Tensor]]) -> None:  # fmt: skip
@@ -154,9 +157,16 @@ class _Read:
         self.tensors = tensors  # torch key -> one tensor per parameter
         self.steps = torch.full((len(params),), float(count), dtype=scalar_dtype())  # torch's "step": float32
         self.views = list(self.steps.unbind())  # states[i]["step"] is views[i], a view of element i of steps
+        self.on_device: dict[tuple, list[torch.Tensor]] = {}  # torch's fused Adam: the step t on the device
         self.parts: dict[tuple, list[int]] = {}  # (device, dtype) -> indices into params
         for i, p in enumerate(params):
             self.parts.setdefault((p.device, p.dtype), []).append(i)
+
+    def device_steps(self, device: torch.device, n: int) -> list[torch.Tensor]:
+        found = self.on_device.get((device, n))
+        if found is None:
+            found = self.on_device[(device, n)] = list(torch.empty(n, dtype=torch.float32, device=device).unbind())
+        return found
 
 
 def _cached(opt: Any, group: dict[str, Any], params: list[torch.Tensor], spec: _Spec) -> _Read | None:
@@ -251,7 +261,7 @@ def step_group(opt: Any, group: dict[str, Any], params: list[torch.Tensor]) -> b
         if backend == "foreach":
             _foreach(P, G, S, spec, read.count, eta, device)
         elif backend == "fused":
-            _fused(P, G, S, spec, read.count, eta, device)
+            _fused(P, G, S, spec, read.count, eta, device, read.device_steps)
         calls[backend] += 1
     read.steps.add_(1.0)  # every parameter's step, in place (as torch increments its own)
     if not hit:
@@ -276,87 +286,75 @@ def _choose(device: torch.device, dtype: torch.dtype, spec: _Spec) -> str:
 # ---------------------------------------------------------------------------------------------- numba
 
 
-def _flat(t: torch.Tensor) -> np.ndarray:
-    return t.detach().numpy().reshape(-1)  # the tensor's memory (contiguous: checked), no copy
+def _flat(ts: list[torch.Tensor]) -> list[np.ndarray]:
+    """1-D NumPy views of contiguous CPU tensors' memory (no copy)."""
+    out = [(t.detach() if t.requires_grad else t).numpy() for t in ts]
+    return [a if a.ndim == 1 else a.reshape(-1) for a in out]
 
 
-@contextlib.contextmanager
-def _calls(kernels: Any, G: list[torch.Tensor]) -> Iterator[Callable[..., None]]:
-    """How to call a kernel: ``kernels.run`` (numba's threads for a big tensor, one for a small one), or, when
-    every tensor is small, the kernel itself with numba held at one thread for the whole group (``run`` switches
-    per call, which costs more than a small tensor's kernel)."""
-    if any(g.numel() >= kernels.PARALLEL_MIN for g in G) or numba_threads is None:
-        yield kernels.run
-        return
-    previous = numba_threads.get()
-    if previous != 1:
-        numba_threads.set(1)
-    try:
-        yield lambda kernel, n, *args: kernel(*args)
-    finally:
-        if previous != 1:
-            numba_threads.set(previous)
-
-
-class _NumbaThreads(NamedTuple):
-    get: Callable[[], int]
-    set: Callable[[int], None]
-
-
-def _numba_threads() -> _NumbaThreads | None:
-    try:
-        import numba
-    except ImportError:  # pragma: no cover - numba is a dependency; the kernels are off without it
-        return None
-    return _NumbaThreads(numba.get_num_threads, numba.set_num_threads)
-
-
-numba_threads: _NumbaThreads | None = None  # set when the first kernel runs (importing numba takes a while)
+_group_kernels: Any = None
+_LIKE = {torch.float32: np.empty(0, np.float32), torch.float64: np.empty(0, np.float64)}
 
 
 def _numba(P: list, G: list, S: dict[str, list], spec: _Spec, count: int, eta: float) -> bool:
-    """descend's in-place fused kernels on NumPy views of the tensors (False: declined, nothing written).
+    """descend's in-place fused kernels on the tensors' memory (False: declined, nothing written).
 
-    The kernels and their arguments are those of ``descend.optim.fused.build_adam`` / ``build_sgd`` in place
-    (``dc.optim.step``), called per tensor without building a descend state for each.
+    A group of small tensors (all under ``PARALLEL_MIN`` elements) is stepped by one call of
+    :mod:`descend.torch._kernels` over their addresses; otherwise each tensor by the kernel of
+    :mod:`descend.optim._kernels` that ``dc.optim.step`` runs (``build_adam`` / ``build_sgd``'s
+    arguments), on numba's threads for a big one. Both compute the chain's operations in its order.
     """
-    global numba_threads
+    global _group_kernels
     dtype = P[0].dtype
     if P[0].device.type != "cpu" or dtype not in _NUMPY_DTYPES:
         return False
-    if not all(all(map(torch.Tensor.is_contiguous, ts)) for ts in (P, G, *S.values())):
-        return False
+    rows = list(zip(P, G, *(S[k] for k in spec.keys), strict=True))  # θ, g, then the state in spec.keys' order
+    sizes = [p.numel() for p in P]
+    for row, n in zip(rows, sizes, strict=True):
+        for t in row:
+            if not t.is_contiguous() or t.numel() != n:
+                return False
     kernels = fused._kernels()  # None without numba (descend.config.fused is then switched off)
     if kernels is None:
         return False
-    if numba_threads is None:
-        numba_threads = _numba_threads()
     f = np.float32 if dtype == torch.float32 else np.float64
-    maximize, wd_mode, wd = spec.maximize, int(spec.weight_decay != 0.0), f(spec.weight_decay)
+    maximize, wd_on, wd = spec.maximize, spec.weight_decay != 0.0, f(spec.weight_decay)
     factor = f(-eta)
-    with _calls(kernels, G) as run:
+    if spec.name == "adam":
+        t = count + 1
+        step_size, bc2 = 1.0, 1.0
+        if spec.bias_correction:
+            step_size = 1.0 / (1.0 - spec.b1**t)
+            bc2 = (1.0 - spec.b2**t) ** 0.5
+        scalars: tuple = (
+            spec.decoupled, wd, f(1.0 - spec.b1), f(spec.b2), f(1.0 - spec.b2), f(step_size), f(bc2), f(spec.eps),
+            factor,
+        )  # fmt: skip
+    elif "momentum_buffer" in S:
+        scalars = (wd, count == 0, f(spec.momentum), f(1.0 - spec.dampening), spec.nesterov, factor)
+    else:
+        scalars = (wd, factor)
+    if max(sizes) < kernels.PARALLEL_MIN:  # one call for the group, on this thread
+        if _group_kernels is None:
+            _group_kernels = importlib.import_module("descend.torch._kernels")
+        kernel = {"adam": _group_kernels.adam_group, "sgd": _group_kernels.sgd_group}[spec.name]
+        if spec.name == "sgd" and "momentum_buffer" in S:
+            kernel = _group_kernels.sgd_momentum_group
+        ptrs = np.array([[t.data_ptr() for t in row] for row in rows], dtype=np.int64)
+        kernel(ptrs, np.array(sizes, dtype=np.int64), _LIKE[dtype], maximize, wd_on, *scalars)
+        return True
+    # per tensor: descend.optim._kernels' in-place kernels (g stands in for the unused per-element decay array)
+    wd_mode = int(wd_on)
+    views = [_flat(list(column)) for column in zip(*rows, strict=True)]
+    for arrays in zip(*views, strict=True):
+        p, g = arrays[0], arrays[1]
         if spec.name == "adam":
-            t = count + 1
-            step_size, bc2 = 1.0, 1.0
-            if spec.bias_correction:
-                step_size = 1.0 / (1.0 - spec.b1**t)
-                bc2 = (1.0 - spec.b2**t) ** 0.5
-            scalars = (
-                maximize, wd_mode, spec.decoupled, wd, f(1.0 - spec.b1), f(spec.b2), f(1.0 - spec.b2),
-                f(step_size), f(bc2), f(spec.eps), factor, True,
-            )  # fmt: skip
-            for p, g, m, v in zip(P, G, S["exp_avg"], S["exp_avg_sq"], strict=True):
-                p, g, m, v = _flat(p), _flat(g), _flat(m), _flat(v)
-                run(kernels.adam_kernel, g.size, p, g, m, v, g, p, m, v, *scalars)  # g: the unused wd array
+            m, v = arrays[2], arrays[3]
+            kernels.run(kernels.adam_kernel, g.size, p, g, m, v, g, p, m, v, maximize, wd_mode, *scalars, True)
         elif "momentum_buffer" in S:
-            moments = (count == 0, f(spec.momentum), f(1.0 - spec.dampening), spec.nesterov, factor)
-            for p, g, b in zip(P, G, S["momentum_buffer"], strict=True):
-                p, g, b = _flat(p), _flat(g), _flat(b)
-                run(kernels.sgd_momentum_kernel, g.size, p, g, b, g, maximize, wd_mode, wd, *moments)
+            kernels.run(kernels.sgd_momentum_kernel, g.size, p, g, arrays[2], g, maximize, wd_mode, *scalars)
         else:
-            for p, g in zip(P, G, strict=True):
-                p, g = _flat(p), _flat(g)
-                run(kernels.sgd_kernel, g.size, p, g, g, maximize, wd_mode, wd, factor)
+            kernels.run(kernels.sgd_kernel, g.size, p, g, g, maximize, wd_mode, *scalars)
     return True
 
 
@@ -465,10 +463,18 @@ def _fused_ok(P: list, G: list, S: dict[str, list], spec: _Spec) -> bool:
     return all(all(map(torch.Tensor.is_contiguous, ts)) for ts in (P, G, *S.values()))
 
 
-def _fused(P: list, G: list, S: dict[str, list], spec: _Spec, count: int, eta: float, device: torch.device) -> None:
-    """torch's multi-tensor fused kernel with descend's hyperparameters (equal to the chain to rounding)."""
+def _fused(
+    P: list, G: list, S: dict[str, list], spec: _Spec, count: int, eta: float, device: torch.device,
+    steps_on_device: Callable[[torch.device, int], list[torch.Tensor]],
+) -> None:  # fmt: skip
+    """torch's multi-tensor fused kernel with descend's hyperparameters (equal to the chain to rounding).
+
+    Adam's kernel reads the step t from one float32 tensor per parameter on the parameters' device, as
+    ``torch.optim.Adam(fused=True)`` keeps it: views of one vector per group and device, filled with t.
+    """
     if spec.name == "adam":
-        steps = [torch.tensor(float(count + 1), dtype=torch.float32, device=device)] * len(P)  # read, not written
+        steps = steps_on_device(device, len(P))
+        steps[0]._base.fill_(float(count + 1))  # one fill on the device (a new tensor would be a host copy)
         kernel = torch._fused_adamw_ if spec.decoupled else torch._fused_adam_
         kernel(
             P, G, S["exp_avg"], S["exp_avg_sq"], [], steps,

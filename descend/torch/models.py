@@ -129,16 +129,38 @@ def build_model(cfg: dict[str, Any], train: Any, device: str | torch.device | No
     return from_descend(ex.build_model(cfg, train), device)
 
 
-def decays(model: nn.Module) -> dict[str, bool]:
-    """``{name: True}`` for the parameters weight decay and L1/L2 apply to: weights, not biases or norm layers
-    (the rule of :meth:`descend.nn.Module.decay_mask`)."""
+def param_roles(model: nn.Module) -> dict[str, frozenset[str]]:
+    """``{name: roles}`` of a torch model, as :meth:`descend.nn.Module.param_roles` gives them: ``bias``, ``norm``
+    (BatchNorm / LayerNorm / GroupNorm), ``embedding`` (``nn.Embedding``), ``head`` (the last module with
+    parameters)."""
     norms = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
-    out = {}
+    entries = []
     for module_name, module in model.named_modules():
         for leaf, _ in module.named_parameters(recurse=False):
-            name = f"{module_name}.{leaf}" if module_name else leaf
-            out[name] = leaf != "bias" and not isinstance(module, norms)
+            entries.append((f"{module_name}.{leaf}" if module_name else leaf, module, leaf))
+    head = entries[-1][1] if entries else None
+    out = {}
+    for name, module, leaf in entries:
+        roles = {"bias"} if leaf == "bias" else set()
+        if isinstance(module, norms):
+            roles.add("norm")
+        if isinstance(module, nn.Embedding):
+            roles.add("embedding")
+        if module is head:
+            roles.add("head")
+        out[name] = frozenset(roles)
     return out
 
 
-__all__ = ["Reshape", "build_model", "cnn1d", "cnn2d", "decays", "from_descend", "logistic", "mlp"]
+def decays(model: nn.Module, no_decay: Any = None) -> dict[str, bool]:
+    """``{name: True}`` for the parameters weight decay and L1/L2 apply to: those the routing rules ``no_decay``
+    do not select (default biases and norm layers), the rules of :meth:`descend.nn.Module.decays`."""
+    from descend.nn.module import NO_DECAY
+    from descend.optim.masking import Rules
+
+    rules = NO_DECAY if no_decay is None else no_decay
+    table = Rules([(r, False) for r in rules], default=True, roles=param_roles(model), strict=True, owner="no_decay")
+    return table.table(dict(model.named_parameters()))
+
+
+__all__ = ["Reshape", "build_model", "cnn1d", "cnn2d", "decays", "from_descend", "logistic", "mlp", "param_roles"]

@@ -27,6 +27,7 @@ import numpy as np
 from descend._io import atomic_write_json
 from descend._validation import BOOL, Constraint, Interval, OneOf, check
 from descend.errors import DataError, ParameterError
+from descend.optim import registry
 from descend.train import backends
 
 
@@ -50,6 +51,7 @@ DEFAULTS: dict[str, Any] = {
     "schedule": "constant",  # constant | step | exponential | cosine | one-cycle | warmup-cosine | plateau
     "schedule_args": {},  # in epochs; the keys each schedule takes: SCHEDULE_ARGS
     "weight_decay": None,  # None: the optimizer's default; applied to weights only (not biases/norms)
+    "no_decay": None,  # what weight decay and l1/l2 spare: routing-rule selectors; None: ["bias", "norm"]
     "l1": 0.0,
     "l2": 0.0,
     "dropout": 0.0,
@@ -65,37 +67,12 @@ DEFAULTS: dict[str, Any] = {
     "test_data": None,  # a .csv/.npz test set of a file data set, instead of 20 % of dataset split off
     "backend": "numpy",  # numpy (descend.nn) | torch (torch.nn + descend.torch; descend.torch.training)
     "device": "cpu",  # cpu | cuda | cuda:N (backend torch only)
+    "track_sharpness": None,  # K: λ_max every K steps to sharpness.csv, noise scale per epoch (descend.diagnostics)
 }
 
-#: name -> (factory name in descend.optim, fixed keyword arguments). The seed documents' names are aliases.
-OPTIMIZERS: dict[str, tuple[str, dict[str, Any]]] = {
-    "sgd": ("sgd", {}),
-    "momentum": ("sgd", {"momentum": 0.9}),
-    "nesterov": ("sgd", {"momentum": 0.9, "nesterov": True}),
-    "adagrad": ("adagrad", {}),
-    "rmsprop": ("rmsprop", {}),
-    "adadelta": ("adadelta", {}),
-    "adam": ("adam", {}),
-    "adamw": ("adamw", {}),
-    "adamax": ("adamax", {}),
-    "nadam": ("nadam", {}),
-    "radam": ("radam", {}),
-    "asgd": ("asgd", {}),
-    "rprop": ("rprop", {}),
-    "adafactor": ("adafactor", {}),
-    "lion": ("lion", {}),
-    "lamb": ("lamb", {}),
-    "lars": ("lars", {}),
-    "adopt": ("adopt", {}),
-    "ademamix": ("ademamix", {}),
-    "schedule-free-sgd": ("schedule_free_sgd", {}),
-    "schedule-free-adamw": ("schedule_free_adamw", {}),
-    "muon": ("muon", {}),
-    "prodigy": ("prodigy", {}),
-    "soap": ("soap", {}),
-    "sam": ("sam_sgd", {}),
-    "asam": ("sam_sgd", {"adaptive": True, "rho": 0.5}),
-}
+#: name -> (factory name in descend.optim, fixed keyword arguments): a view of descend.optim.registry, where
+#: every named optimizer is defined ("momentum" is torch's SGD(momentum=0.9); the heavy-ball forms have own names).
+OPTIMIZERS: dict[str, tuple[str, dict[str, Any]]] = registry.factories()
 
 MODELS = ("mlp", "cnn", "logistic")
 SCHEDULES = ("constant", "step", "exponential", "cosine", "one-cycle", "warmup-cosine", "plateau")
@@ -173,6 +150,7 @@ def validate(cfg: dict[str, Any]) -> None:
             raise ParameterError(f"config: {key} must be a mapping of keyword arguments, got {cfg[key]!r}")
     if cfg["weight_decay"] is not None:
         check(owner, "weight_decay", cfg["weight_decay"], Interval(0, None))
+    _validate_no_decay(cfg)
     check(owner, "l1", cfg["l1"], Interval(0, None))
     check(owner, "l2", cfg["l2"], Interval(0, None))
     check(owner, "dropout", cfg["dropout"], Interval(0, 1, closed="left"))
@@ -185,6 +163,10 @@ def validate(cfg: dict[str, Any]) -> None:
     check(owner, "validation", cfg["validation"], Interval(0, 1, closed="left"))
     if cfg["early_stopping"] is not None:
         check(owner, "early_stopping", cfg["early_stopping"], Interval(1, None, integer=True))
+    if cfg.get("track_sharpness") is not None:
+        check(owner, "track_sharpness", cfg["track_sharpness"], Interval(1, None, integer=True))
+        if cfg.get("backend", "numpy") != "numpy":
+            raise ParameterError(f"config: track_sharpness needs backend 'numpy', got backend {cfg['backend']!r}")
     if cfg["init"] is not None:
         from descend.init import names
 
@@ -192,6 +174,27 @@ def validate(cfg: dict[str, Any]) -> None:
     _validate_data_keys(cfg)
     backends.validate(cfg)
     _check_schedule_args(cfg["schedule"], cfg["schedule_args"], cfg["epochs"])
+
+
+def _validate_no_decay(cfg: dict[str, Any]) -> None:
+    """``no_decay``: None or a list of routing-rule selectors (``bias``, ``norm``, ``ndim<2``, ``0.*``, ``re:...``)."""
+    from descend.optim.masking import SELECTOR_FORMS, selector
+
+    value = cfg["no_decay"]
+    if value is None:
+        return
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise ParameterError(
+            f"config: no_decay must be a list of selectors, each {SELECTOR_FORMS} (e.g. [\"bias\", \"norm\"]), "
+            f"got {value!r}"
+        )
+    for item in value:
+        selector(item, "config: no_decay")
+    if cfg["backend"] == "torch" and list(value) != ["bias", "norm"]:
+        raise ParameterError(
+            f"config: no_decay {list(value)!r} is not supported with backend 'torch' yet (its parameter groups "
+            "spare biases and norm layers); leave no_decay unset or use backend 'numpy'"
+        )
 
 
 def _is_csv(path: Any) -> bool:
@@ -388,29 +391,54 @@ def build_schedule(cfg: dict[str, Any], steps_per_epoch: int):
 
 
 def build_optimizer(cfg: dict[str, Any], model, steps_per_epoch: int, lr: Any = None):
-    """The optimizer of the configuration over the model's flat buffer; weight decay spares biases and norms.
+    """The optimizer of the configuration over the model's named parameter tree (``model.named_parameters()``).
 
-    ``lr`` (a float or a schedule), when given, replaces the configuration's rate and schedule
-    (``descend lr-find`` passes its exponential sweep).
+    A weight decay (``weight_decay``, or an ``optimizer_args`` one; with ``no_decay`` given, also the
+    optimizer's own default) applies to the parameters the ``no_decay`` rules do not select (default:
+    biases and norm layers; :meth:`descend.nn.Module.decays`): as torch's two parameter groups,
+    ``partition({"decay": opt(weight_decay=λ), "no_decay": opt(weight_decay=0)}, labels)``. ``lr`` (a
+    float or a schedule), when given, replaces the configuration's rate and schedule (``descend
+    lr-find`` passes its exponential sweep).
     """
     from descend import optim
 
     factory_name, fixed = OPTIMIZERS[cfg["optimizer"]]
-    rate = build_schedule(cfg, steps_per_epoch) if lr is None else lr
-    kwargs = {**fixed, **cfg["optimizer_args"], "lr": rate}
-    if cfg["weight_decay"] is not None:
-        kwargs["weight_decay"] = cfg["weight_decay"]
-    wd = kwargs.get("weight_decay")
-    if wd:
-        kwargs["weight_decay"] = (float(wd) * model.decay_mask()).astype(model.params.dtype)
     factory = getattr(optim, factory_name)
-    allowed = [p for p in inspect.signature(factory).parameters if p != "lr"]
+    signature = inspect.signature(factory).parameters
+    allowed = [p for p in signature if p != "lr"]
     unknown = sorted(set(cfg["optimizer_args"]) - set(allowed))
     if unknown:
         raise ParameterError(
             f"config: {cfg['optimizer']} takes no option(s) {', '.join(unknown)}; its options: {', '.join(allowed)}"
         )
-    return factory(**kwargs)
+    rate = build_schedule(cfg, steps_per_epoch) if lr is None else lr
+    kwargs = {**fixed, **cfg["optimizer_args"], "lr": rate}
+    if cfg["weight_decay"] is not None:
+        if "weight_decay" not in signature:
+            raise ParameterError(
+                f"config: {cfg['optimizer']} has no weight decay (got weight_decay={cfg['weight_decay']!r}); "
+                f"its options: {', '.join(allowed)}"
+            )
+        kwargs["weight_decay"] = cfg["weight_decay"]
+    no_decay = cfg.get("no_decay")
+    wd = kwargs.get("weight_decay")
+    if wd is None and no_decay is not None and "weight_decay" in signature:
+        wd = signature["weight_decay"].default  # --no-decay given: route the optimizer's own decay too
+    if not wd:
+        return factory(**kwargs)
+    decays = model.decays(no_decay)
+    decayed = factory(**{**kwargs, "weight_decay": wd})
+    if all(decays.values()):
+        return decayed
+    spared = factory(**{**kwargs, "weight_decay": 0.0})
+    if not any(decays.values()):
+        return spared
+    labels = {name: "decay" if on else "no_decay" for name, on in decays.items()}
+    if isinstance(decayed, optim.SharpnessAware):  # the perturbation is global: one SAM around both groups
+        sam_args = {k: kwargs[k] for k in ("rho", "adaptive", "use_gc", "perturb_eps") if k in kwargs}
+        groups = optim.partition({"decay": decayed.optimizer, "no_decay": spared.optimizer}, labels)
+        return optim.sam(groups, **sam_args)
+    return optim.partition({"decay": decayed, "no_decay": spared}, labels)
 
 
 def build_callbacks(cfg: dict[str, Any], has_validation: bool) -> list:
@@ -427,6 +455,12 @@ def build_callbacks(cfg: dict[str, Any], has_validation: bool) -> list:
         callbacks.append(ReduceLROnPlateau(monitor=monitor, **args))
     if cfg["early_stopping"]:
         callbacks.append(EarlyStopping(monitor=monitor, patience=cfg["early_stopping"], restore_best_weights=True))
+    if cfg.get("track_sharpness"):
+        from descend.diagnostics.callbacks import NoiseScaleLogger, SharpnessTracker
+
+        adam = OPTIMIZERS[cfg["optimizer"]][0] in ("adam", "adamw")
+        args = {k: cfg["optimizer_args"][k] for k in ("betas", "eps") if adam and k in cfg["optimizer_args"]}
+        callbacks += [SharpnessTracker(int(cfg["track_sharpness"]), preconditioned=adam, **args), NoiseScaleLogger()]
     return callbacks
 
 
@@ -495,6 +529,7 @@ def run(
             seed=config["seed"],
             l1=config["l1"],
             l2=config["l2"],
+            no_decay=config["no_decay"],
         )
         if record is not None:  # everything is validated: record the extension / allowed change, then train
             _write_json_atomic(out / CONFIG, {**config, **record})

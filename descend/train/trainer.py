@@ -27,11 +27,12 @@ import numpy as np
 
 from descend._io import atomic_write_json
 from descend._validation import BOOL, Interval, check
-from descend.errors import DescendError, ParameterError
+from descend.errors import DescendError, ParameterError, StructureError
 from descend.optim import get_lr, state_from_dict, state_to_dict
 from descend.optim.base import GradientTransformation
 from descend.optim.closure import ClosureOptimizer
 from descend.optim.fused import step as optim_step
+from descend.optim.masking import named_leaves
 from descend.optim.regularization import penalty
 from descend.optim.sam import SharpnessAware
 from descend.optim.schedule_free import schedule_free_states
@@ -46,7 +47,7 @@ from descend.train.checkpoint import (
     save_checkpoint,
 )
 from descend.train.metrics import MetricsWriter
-from descend.train.telemetry import global_norm, layer_slices, segment_norms
+from descend.train.telemetry import global_norm, layer_slices, segment_norms, tree_norms
 
 CHECKPOINT = "checkpoint"
 METRICS = "metrics.csv"
@@ -102,14 +103,20 @@ class Trainer:
     model: a ``descend.nn`` module whose parameters live in ``model.params``.
     loss: a ``descend.nn`` loss (``forward(logits, y) -> float``, ``backward() -> dlogits``)
         or its name (``"cross_entropy"``, ``"mse"``, ``"binary_cross_entropy"``).
-    optimizer: a :class:`~descend.optim.GradientTransformation` over the flat buffer, or a SAM
-        optimizer (:func:`descend.optim.sam`: each step takes a second gradient at the perturbed point).
+    optimizer: a :class:`~descend.optim.GradientTransformation`, or a SAM optimizer
+        (:func:`descend.optim.sam`: each step takes a second gradient at the perturbed point). It
+        sees the model's named parameter tree ``{name: view}`` (``model.named_parameters()``, torch's
+        names and shapes: Adafactor factors each matrix, LAMB / LARS / Muon see each layer,
+        ``partition`` routes by name); an optimizer that only takes one flat vector (``by_layout``)
+        gets ``model.params``.
     callbacks: :class:`~descend.train.callbacks.Callback` objects.
     run_dir: where ``metrics.csv``, ``checkpoint`` and ``summary.json`` go (None: nowhere).
     seed: seeds the shuffling of batches (:class:`descend.data.Loader`); the
         model's own generators draw dropout masks.
     l1, l2: penalties λ₁‖w‖₁ and λ₂/2‖w‖² on the weights (not biases or norm
         layers), added to the loss and reported separately as ``penalty``.
+    no_decay: the parameters the L1/L2 penalties spare, as routing-rule selectors
+        (:meth:`descend.nn.Module.decays`; default biases and norm layers).
     telemetry_every: compute per-layer gradient norms and update ratios every
         this many steps (and on the last step of each epoch).
     """
@@ -127,6 +134,7 @@ class Trainer:
         l2: float = 0.0,
         telemetry_every: int = 10,
         checkpoint_every: int = 1,
+        no_decay: Sequence[str] | None = None,
     ):
         from descend.optim import adam
 
@@ -157,7 +165,13 @@ class Trainer:
         self.l1, self.l2 = float(l1), float(l2)
         self.telemetry_every = int(telemetry_every)
         self.checkpoint_every = int(checkpoint_every)
-        self.opt_state = optimizer.init(model.params)
+        # The optimizer sees the named tree of views into the flat buffer (or the buffer, for a by_layout one).
+        self._opt_params, self._opt_grads = model.named_parameters(), model.named_grads()
+        try:
+            self.opt_state = optimizer.init(self._opt_params)
+        except StructureError:
+            self._opt_params, self._opt_grads = model.params, model.grads
+            self.opt_state = optimizer.init(self._opt_params)
         self.loader = None  # built by fit()
         self.history = History()
         self.epoch = 0  # epochs completed
@@ -172,7 +186,7 @@ class Trainer:
         self.batches_per_epoch = 0
         self.wall_time = 0.0
         self._slices = layer_slices(model.layout)
-        self._weight_mask = model.decay_mask() if (self.l1 or self.l2) else None
+        self._weight_mask = model.decay_mask(no_decay=no_decay) if (self.l1 or self.l2) else None
 
     # ----------------------------------------------------------------- helpers
 
@@ -282,7 +296,7 @@ class Trainer:
         """
         params = self.model.params
         saved = params.copy()
-        params += self.sam.perturbation(self.model.grads, params)
+        _add_into(self._opt_params, self.sam.perturbation(self._opt_grads, self._opt_params))
         self.loss.forward(self.model.forward(xb), yb)
         self.model.backward(self.loss.backward(), input_grad=False)
         self._penalty()
@@ -292,6 +306,7 @@ class Trainer:
         model, loss_fn, tx = self.model, self.loss, self.optimizer
         model.train()
         params, grads = model.params, model.grads
+        tree, grad_tree = self._opt_params, self._opt_grads  # what the optimizer sees: views of params / grads
         total_loss = total_correct = total_penalty = 0.0
         seen = 0
         gnorm_sum, gnorm_n = 0.0, 0
@@ -311,18 +326,18 @@ class Trainer:
             if self.step % self.telemetry_every == 0 or last:
                 # A telemetry step needs the update itself (update-to-weight ratios): the pure update, then
                 # the same float addition the in-place step does, so parameters are bitwise the same either way.
-                updates, self.opt_state = tx.update(grads, self.opt_state, params)
+                updates, self.opt_state = tx.update(grad_tree, self.opt_state, tree)
                 gn = segment_norms(grads, self._slices)
                 wn = segment_norms(params, self._slices)
-                un = segment_norms(updates, self._slices)
+                un = tree_norms(updates, self._slices)
                 layer_g += gn
                 layer_r += np.divide(un, wn, out=np.zeros_like(un), where=wn > 0)
                 tel_n += 1
-                np.add(params, updates, out=params)
+                _add_into(tree, updates)
                 del updates  # lets the fused path's buffer pool recycle it
             else:
                 # Every other step: one in-place pass (a fused kernel when the optimizer has one).
-                self.opt_state = optim_step(tx, params, grads, self.opt_state)
+                self.opt_state = optim_step(tx, tree, grad_tree, self.opt_state)
             self.step += 1
             n = len(yb)
             seen += n
@@ -370,12 +385,27 @@ class Trainer:
 
     def _load_eval_weights(self) -> np.ndarray | None:
         """Schedule-free optimizers train at y and are evaluated at x (schedulefree's ``optimizer.eval()``): put x
-        into the model and return the training weights to restore (None for every other optimizer)."""
-        found = schedule_free_states(self.opt_state)
-        if not found or not isinstance(found[0].x, np.ndarray) or found[0].x.shape != self.model.params.shape:
+        into the model and return the training weights to restore (None for every other optimizer).
+
+        x is a tree like the parameters (or the flat buffer); under ``partition`` each group's state holds the x
+        of its own parameters, by name."""
+        found = [s.x for s in schedule_free_states(self.opt_state)]
+        flat = self.model.params
+        if isinstance(self._opt_params, np.ndarray):
+            found = [x for x in found if isinstance(x, np.ndarray) and x.shape == flat.shape]
+            if not found:
+                return None
+            train_weights = flat.copy()
+            flat[...] = found[0]
+            return train_weights
+        views = self._opt_params
+        pieces = [(name, x) for tree in found if isinstance(tree, dict) for name, x in named_leaves(tree)]
+        pieces = [(name, x) for name, x in pieces if name in views and np.shape(x) == views[name].shape]
+        if not pieces:
             return None
-        train_weights = self.model.params.copy()
-        self.model.params[...] = found[0].x
+        train_weights = flat.copy()
+        for name, x in pieces:
+            views[name][...] = x
         return train_weights
 
     def evaluate(self, data: Any, batch_size: int = 1024) -> dict[str, float]:
@@ -438,7 +468,7 @@ class Trainer:
         opt_arrays = {k[len("optimizer/") :]: v for k, v in arrays.items() if k.startswith("optimizer/")}
         try:
             self.model.load_state_dict(model_arrays)
-            self.opt_state = state_from_dict(self.optimizer.init(self.model.params), opt_arrays)
+            self.opt_state = state_from_dict(self.optimizer.init(self._opt_params), opt_arrays)
         except DescendError as exc:
             raise CheckpointError(f"checkpoint {path} does not fit this model and optimizer: {exc}") from None
         if LAST_PARAMS in arrays:  # the final checkpoint of a run that restored other weights: train on from these
@@ -464,6 +494,15 @@ class Trainer:
                 cb.load_state_arrays(cb_arrays)
         self.history = History(meta.get("history", []))
         self._saved = self._save_token()
+
+
+def _add_into(params: Any, updates: Any) -> None:
+    """``params += updates`` in place: a flat buffer, or each view of the named tree (the same float additions)."""
+    if isinstance(params, np.ndarray):
+        np.add(params, updates, out=params)
+        return
+    for name, p in params.items():
+        np.add(p, updates[name], out=p)
 
 
 def _keyed(callbacks: Sequence[Callback]) -> dict[str, Callback]:

@@ -92,11 +92,13 @@ def test_weight_decay_spares_biases_and_is_decoupled_for_adamw() -> None:
     model = mlp(5, (8,), 3, seed=0)
     mask = model.decay_mask()
     assert 0 < mask.sum() < mask.size
-    zero = np.zeros_like(model.params)
+    tree = model.named_parameters()  # the optimizer sees the named tree (as the Trainer gives it)
+    zero = {k: np.zeros_like(v) for k, v in tree.items()}
     for name, expected in (("sgd", -0.1 * 0.5), ("adamw", -0.1 * 0.5)):
         tx = build_optimizer(make_config(optimizer=name, lr=0.1, weight_decay=0.5), model, steps_per_epoch=1)
-        updates, _ = tx.update(zero, tx.init(model.params), model.params)
-        np.testing.assert_allclose(updates, expected * mask * model.params, rtol=1e-6, atol=1e-12)
+        updates, _ = tx.update(zero, tx.init(tree), tree)
+        flat = np.concatenate([updates[k].ravel() for k in tree])
+        np.testing.assert_allclose(flat, expected * mask * model.params, rtol=1e-6, atol=1e-12)
 
 
 @pytest.mark.parametrize(

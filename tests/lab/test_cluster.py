@@ -53,7 +53,13 @@ def _model_arrays(root: Path) -> dict[str, dict[str, np.ndarray]]:
 
 def assert_same_results(a: Path, b: Path) -> None:
     """Every run's summary.json (less wall_time), metrics.csv (less time) and checkpoint model arrays, bit for bit."""
-    assert _without_time(a) == _without_time(b)
+    runs_a, runs_b = _without_time(a), _without_time(b)
+    assert runs_a.keys() == runs_b.keys()
+    for run, (summary, rows) in runs_a.items():
+        other_summary, other_rows = runs_b[run]
+        differ = sorted(k for k in summary.keys() | other_summary.keys() if summary.get(k) != other_summary.get(k))
+        assert not differ, (run, {k: (summary.get(k), other_summary.get(k)) for k in differ})
+        assert rows == other_rows, (run, next(((x, y) for x, y in zip(rows, other_rows, strict=False) if x != y), None))
     arrays_a, arrays_b = _model_arrays(a), _model_arrays(b)
     assert arrays_a.keys() == arrays_b.keys() and len(arrays_a) == 6
     for run, arrays in arrays_a.items():
@@ -356,6 +362,17 @@ def _start_compare(argv: list[str], log: Path) -> subprocess.Popen:
                                 env={**os.environ, "PYTHONPATH": os.getcwd()})  # fmt: skip
 
 
+def _checkpointed(out: Path, proc: subprocess.Popen, log: Path):
+    """A wait predicate: some run being trained has a checkpoint (fails at once if the comparison ended)."""
+
+    def check() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"descend compare exited ({proc.returncode}) early:\n{log.read_text()}")
+        return any(_rows(r / "metrics.csv") >= 2 for r in _holders(out))
+
+    return check
+
+
 def _holders(out: Path) -> dict[Path, dict]:
     """The runs being trained now (a lock file naming a live holder) and their holders."""
     found = {}
@@ -378,7 +395,7 @@ def test_a_worker_killed_mid_run_loses_nothing(tmp_path, data, cluster, referenc
     argv.remove("--quiet")  # the plain progress lines: where each run was trained
     proc = _start_compare(argv, tmp_path / "log")
     try:
-        _wait_for(lambda: any(_rows(r / "metrics.csv") >= 2 for r in _holders(out)), 60, "a run with a checkpoint")
+        _wait_for(_checkpointed(out, proc, tmp_path / "log"), 60, "a run with a checkpoint")
         run, info = next((r, i) for r, i in _holders(out).items() if _rows(r / "metrics.csv") >= 2)
         assert "Dask worker tcp://127.0.0.1:" in info["what"], info
         os.kill(info["pid"], signal.SIGKILL)  # the worker process (its nanny starts another)
@@ -411,7 +428,7 @@ def test_a_killed_comparison_stops_its_cluster_runs_and_its_rerun_is_exact(tmp_p
     argv = _argv(data, out, "--scheduler", address)
     proc = _start_compare(argv, tmp_path / "log")
     try:
-        _wait_for(lambda: any(_rows(r / "metrics.csv") >= 2 for r in _holders(out)), 60, "a run with a checkpoint")
+        _wait_for(_checkpointed(out, proc, tmp_path / "log"), 60, "a run with a checkpoint")
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         _wait_for(lambda: not _holders(out), 2 + 2 * X.CANCEL_CHECK_INTERVAL, "the cluster runs to stop")

@@ -31,6 +31,8 @@ SECTIONS = (
     "configuration",
 )
 PNG = b"\x89PNG\r\n\x1a\n"
+#: The command line the fixture's comparison records (a path with a space: it must come back quoted).
+ARGV = ["descend", "compare", "--optimizers", "sgd,adam,momentum", "--out", "my dir/cmp"]
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +42,7 @@ def written(tmp_path_factory) -> tuple[Path, str]:
     plan = tiny_plan(
         blobs(root / "blobs.npz"), base={"epochs": 4, "schedule": "step", "schedule_args": {"step_size": 2}}
     )
-    comparison = C.run_comparison(plan, root / "cmp", workers=2)
+    comparison = C.run_comparison(plan, root / "cmp", workers=2, record={"argv": ARGV})
     path = R.write_report(comparison)
     return root / "cmp", path.read_text(encoding="utf-8")
 
@@ -114,18 +116,17 @@ def _rows(g_in: list[float], g_out: list[float], ratio: float = 1e-3) -> list[di
 def test_gradient_findings_flag_vanishing_and_exploding_layers() -> None:
     assert R._run_findings(_run(_rows([1.0, 0.8, 0.9], [1.0, 1.1, 0.9]))) == []
     vanish = R._run_findings(_run(_rows([1.0, 1e-2, 1e-5], [1.0, 1.0, 1.0])))
-    assert vanish[0].text == (
-        "sgd at lr 1e-01: gradients of layer 1 (input side) vanish: norm collapsed from 1 to 1e-05."
-    )
+    assert vanish[0].text == "sgd at lr 1e-01: gradients of 1.* (input side) vanish: norm collapsed from 1 to 1e-05."
     assert any("vanish toward the input" in f.text for f in vanish)
     explode = R._run_findings(_run(_rows([1.0, 1.0, 1.0], [1.0, 50.0, 5000.0])))
     assert [f.text for f in explode] == [
-        "sgd at lr 1e-01: gradients of layer 3 (output) exploded: norm grew from 1 to 5e+03."
+        "sgd at lr 1e-01: gradients of 3.* (output) exploded: norm grew from 1 to 5e+03."
     ]
     nan = R._run_findings(_run(_rows([1.0, float("nan")], [1.0, 1.0])))
     assert "exploded (norm became NaN/inf)" in nan[0].text
     big = R._run_findings(_run(_rows([1.0, 1.0], [1.0, 1.0], ratio=0.5)))
-    assert len(big) == 2 and all("updates of layer" in f.text and "are large" in f.text for f in big)
+    assert len(big) == 2 and all("updates of " in f.text and "are large" in f.text for f in big)
+    assert all("layer 1" not in f.text and "layer 3" not in f.text for f in vanish + explode + big)
 
 
 def test_early_stopping_epoch_follows_the_callback_rule() -> None:
@@ -181,3 +182,172 @@ def test_report_renders_in_headless_chromium(written, tmp_path) -> None:
     assert pixels.shape[:2] == (1600, 1200)
     colourful = np.mean(np.ptp(pixels, axis=2) > 0.2)  # lines, swatches, coloured text: not a blank page
     assert float(np.std(pixels)) > 0.05 and colourful > 0.002
+
+
+# ------------------------------------------------------------------------------- honest statistics, defects fixed
+
+
+def test_table_has_bootstrap_intervals_and_shared_ranks(written) -> None:
+    root, page = written
+    comparison = C.load(root)
+    headers, cells = R.table(comparison)
+    assert headers[3].startswith("final val accuracy (mean ± std)") and headers[4] == "95 % CI"
+    assert headers[5].startswith("best val accuracy") and headers[6] == "95 % CI"
+    unc = R.uncertainty(comparison)
+    by_name = {row[1]: row for row in cells}
+    assert by_name["momentum"][4] == "—"  # diverged at every lr: no interval
+    for name in ("sgd", "adam"):
+        iv = unc.final[name]
+        assert iv.n == 2 and iv.low <= iv.estimate <= iv.high and by_name[name][4] == str(iv)
+    tied = len(unc.groups[0]) > 1
+    assert (by_name["sgd"][0] == by_name["adam"][0]) == tied  # tied optimizers share their rank
+    ties = html.unescape(re.search(r'<p class="caption" id="ties">(.*?)</p>', page, re.S)[1])
+    assert ("are tied: their 95 % intervals overlap." in ties) == tied
+
+
+def test_report_warns_about_grid_edges(written) -> None:
+    _, page = written
+    warnings = html.unescape(re.search(r'<ul class="findings" id="protocol-warnings">(.*?)</ul>', page, re.S)[1])
+    # sgd's grid is [0.05, 1e6]: 1e6 diverges, so 0.05, the smallest, wins
+    assert "sgd: the selected lr 5e-02 is the smallest of its grid (5e-02 … 1e+06): the best rate may lie below" in (
+        warnings
+    )
+    assert "--lrs sgd=" in warnings
+    assert "momentum" not in warnings  # nothing selected: no edge to warn about
+
+
+class _Stub:
+    """What protocol_warnings reads of a comparison."""
+
+    metric = "val_accuracy"
+
+    def __init__(self, grid: dict, selected: dict, curves: dict, epochs: int) -> None:
+        self.plan = {"optimizers": list(grid), "grid": grid, "base": {"epochs": epochs}}
+        self.selected = selected
+        self.curves = curves
+
+    def seed_results(self, name: str) -> list[RunResult]:
+        return [_run([{"epoch": i + 1, "val_accuracy": v} for i, v in enumerate(c)], name) for c in self.curves[name]]
+
+
+def test_protocol_warnings_edge_and_still_improving() -> None:
+    rising = [[0.5 + 0.02 * i for i in range(10)], [0.52 + 0.02 * i for i in range(10)]]  # still +0.04 at the end
+    flat = [[0.9] * 10, [0.91] * 10]
+    stub = _Stub({"adam": [1e-4, 1e-3, 1e-2], "sgd": [0.01, 0.1]}, {"adam": 1e-3, "sgd": 0.1},
+                 {"adam": rising, "sgd": flat}, 10)  # fmt: skip
+    texts = [f.text for f in R.protocol_warnings(stub)]
+    assert texts == [
+        "adam: val accuracy still rose by 0.040 over the last 3 epochs (of 10, mean over seeds): the budget was too "
+        "short to see where it ends; train longer (--epochs).",
+        "sgd: the selected lr 1e-01 is the largest of its grid (1e-02 … 1e-01): the best rate may lie above it; "
+        "extend the grid, e.g. --lrs sgd=0.01,0.1,1,10",
+    ]
+    assert R.extended_grid([1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3], "high") == [1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 0.9, 3.0]
+    assert R.extended_grid([1e-3, 1e-2], "low") == [1e-5, 1e-4, 1e-3, 1e-2]
+
+
+def test_protocol_phrases() -> None:
+    assert R.seeds_phrase([]) == "no other seeds"
+    assert R.seeds_phrase([1]) == "seed 1"
+    assert R.seeds_phrase([1, 2]) == "seeds 1 and 2"
+    assert R.seeds_phrase([1, 2, 7]) == "seeds 1, 2 and 7"
+    assert R.param_label("4") == "4.*" and R.param_label("encoder.fc1") == "encoder.fc1"
+    assert R.started_as({"argv": ["descend", "compare", "--out", "a b"]}) == (
+        "Started as (the exact command line):",
+        "descend compare --out 'a b'",
+    )
+    caption, command = R.started_as({"command": "descend compare --epochs 5"})
+    assert "not recorded" in caption and command == "descend compare --epochs 5"
+
+
+def test_report_shows_the_exact_command_and_no_raw_markup(written) -> None:
+    root, page = written
+    started = html.unescape(re.search(r'<pre id="started-as">(.*?)</pre>', page, re.S)[1])
+    assert started == "descend compare --optimizers sgd,adam,momentum --out 'my dir/cmp'"
+    assert json.loads((root / "comparison.json").read_text())["argv"] == ARGV
+    protocol = re.search(r"<header>(.*?)</header>", page, re.S)[1]
+    assert "rerun with\nseed 1." in protocol and "seeds 1." not in protocol
+    footer = re.search(r"<footer>(.*?)</footer>", page, re.S)[1]
+    assert "&lt;script" not in footer and "<script" not in footer
+    assert f'<a href="{R.REPORT_DATA}">' in footer
+    embedded = json.loads(re.search(r'<script type="application/json" id="comparison-data">(.*?)</script>', page,
+                                    re.S)[1])  # fmt: skip
+    assert json.loads((root / R.REPORT_DATA).read_text()) == embedded
+    assert set(embedded["intervals"]) == {"sgd", "adam", "momentum"} and embedded["tie_groups"]
+    flow = html.unescape(re.search(r'<section id="gradient-flow">(.*?)</section>', page, re.S)[1])
+    assert "named by its parameters" in flow and "module indices" not in flow
+
+
+def test_cli_records_the_exact_command_line(tmp_path, capsys) -> None:
+    from descend.cli.main import main
+
+    data = blobs(tmp_path / "blobs.npz")
+    out = str(tmp_path / "c")
+    argv = ["compare", "--dataset", str(data), "--hidden", "4", "--epochs", "1", "--optimizers", "sgd", "--lrs",
+            "0.1", "--seeds", "1", "--workers", "1", "--quiet", "--no-report", "--out", out]  # fmt: skip
+    assert main(argv) == 0, capsys.readouterr().err
+    assert json.loads((tmp_path / "c" / "comparison.json").read_text())["argv"] == ["descend", *argv]
+
+
+def test_relative_lr_panel_tells_coinciding_lines_apart(written) -> None:
+    root, _ = written
+    plt = R._pyplot()
+    fig = R._lr_figure(plt, C.load(root))
+    try:
+        ax2 = fig.axes[1]
+        lines = [line for line in ax2.get_lines() if not line.get_label().startswith("_")]
+        assert len(lines) == 2  # sgd and adam (momentum has no selected lr)
+        assert len({line.get_marker() for line in lines}) == 2 and len({line.get_linestyle() for line in lines}) == 2
+        # the same step schedule: both relative curves coincide, and the panel says so where they end
+        assert [t.get_text() for t in ax2.texts] == ["sgd = adam (identical)"]
+    finally:
+        plt.close(fig)
+    assert R.identical_groups({"a": (np.arange(3.0), np.ones(3)), "b": (np.arange(3.0), np.ones(3)),
+                               "c": (np.arange(3.0), np.array([1.0, 0.5, 0.5]))}) == [["a", "b"]]  # fmt: skip
+    styles = R.line_styles(30)
+    assert len({(s["marker"], s["ls"]) for s in styles}) == 30
+
+
+def test_overfitting_axis_is_clipped_to_the_robust_range() -> None:
+    plt = R._pyplot()
+    fig, ax = plt.subplots()
+    try:
+        x = np.arange(1.0, 11.0)
+        calm = ax.plot(x, 0.1 + 0.01 * x, color="C0")[0]
+        spiky = ax.plot(x, np.r_[40.0, 0.12 + 0.01 * x[1:]], color="C1")[0]  # one outlier in epoch 1
+        limits = R.clip_axis(ax, [calm, spiky])
+        assert limits is not None and limits.clipped == 1 and limits.total == 20
+        low, high = ax.get_ylim()
+        assert high < 1.0 and low < 0.11
+        edge = [line for line in ax.get_lines() if line.get_label() == "_clipped"]
+        assert len(edge) == 1 and edge[0].get_marker() == "^" and list(edge[0].get_ydata()) == [high]
+        assert R.clip_axis(ax, [calm]) is None  # nothing to clip: the axis is left alone
+    finally:
+        plt.close(fig)
+
+
+@needs_chromium
+@pytest.mark.slow
+def test_report_does_not_scroll_sideways_at_700_px(tmp_path) -> None:
+    # Six learning rates per optimizer (the default grids' length) and a long directory name: the widest content.
+    data = blobs(tmp_path / "blobs.npz")
+    plan = C.make_plan({"dataset": str(data), "hidden": [4], "epochs": 1, "batch_size": 64},
+                       optimizers=["sgd", "adam"], seeds=1)  # fmt: skip
+    root = tmp_path / ("a-long-directory-name-without-any-place-to-break-it-" * 3) / "cmp"
+    comparison = C.run_comparison(plan, root, workers=2)
+    R.write_report(comparison)
+    probe = root / "probe.html"
+    probe.write_text(
+        (root / R.REPORT)
+        .read_text(encoding="utf-8")
+        .replace(
+            "</body>",
+            '<script>document.body.setAttribute("data-scroll-width", '
+            "String(document.documentElement.scrollWidth));</script></body>",
+        ),
+        encoding="utf-8",
+    )
+    dom = _chromium("--window-size=700,1000", "--dump-dom", probe.resolve().as_uri())
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    width = int(re.search(r'data-scroll-width="(\d+)"', dom.stdout)[1])
+    assert width <= 700

@@ -243,3 +243,131 @@ def test_tree_structure_mismatch_still_raises():
     params = {"w": np.ones(3, np.float32)}
     with pytest.raises(dc.errors.StructureError):
         tx.update({"v": np.ones(3, np.float32)}, tx.init(params), params)
+
+
+# ------------------------------------------------------- a model's named tree: leaves that tile one buffer
+
+
+class _KernelCounter:
+    """Counts kernel launches (``kernels.run``): one per pass over memory."""
+
+    def __init__(self, monkeypatch):
+        kernels = fused._kernels()
+        self.n = 0
+        real = kernels.run
+
+        def run(*args, **kwargs):
+            self.n += 1
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(kernels, "run", run)
+
+
+def _model_pair(dtype):
+    """Two identical models: the tree of one is compared with the flat buffer of the other."""
+    model = dc.nn.cnn1d(2, 8, channels=(3,), kernel_size=3, hidden=5, out=4, seed=3, dtype=dtype)
+    return model, model.copy()
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_a_model_tree_runs_one_kernel_pass_and_equals_the_flat_buffer_bitwise(case, monkeypatch):
+    name, kwargs = case
+    tx = getattr(dc.optim, name)(**kwargs)
+    a, b = _model_pair(np.float32)
+    tree, gtree = a.named_parameters(), a.named_grads()
+    sa, sb = tx.init(tree), tx.init(b.params)
+    counter = _KernelCounter(monkeypatch)
+    rng = np.random.default_rng(0)
+    for t in range(60):
+        g = rng.standard_normal(a.params.shape).astype(np.float32)
+        a.grads[...] = g
+        b.grads[...] = g
+        before = counter.n
+        if t % 3 == 0:  # pure
+            updates, sa = tx.update(gtree, sa, tree)
+            assert list(updates) == list(tree)
+            for k, p in tree.items():
+                np.add(p, updates[k], out=p)
+            del updates
+        elif t % 3 == 1:  # in place
+            sa = fused.step(tx, tree, gtree, sa)
+        else:  # donated
+            updates, sa = fused.donating_update(tx, gtree, sa, tree)
+            for k, p in tree.items():
+                np.add(p, updates[k], out=p)
+            del updates
+        assert counter.n - before == 1, "one pass over the whole buffer, not one per leaf"
+        sb = fused.step(tx, b.params, b.grads, sb)
+    np.testing.assert_array_equal(a.params, b.params)
+    fa, fb = dc.optim.state_to_dict(sa), dc.optim.state_to_dict(sb)
+    for key, value in fb.items():
+        if value.shape == b.params.shape:  # a moment: the tree's leaves, joined in order, are the buffer's
+            np.testing.assert_array_equal(np.concatenate([fa[f"{key}.{n}"].ravel() for n in tree]), value)
+        else:
+            np.testing.assert_array_equal(fa[key], value)
+
+
+def test_init_lays_the_state_out_as_views_of_one_buffer_per_moment():
+    from descend.optim._buffers import span
+
+    model, _ = _model_pair(np.float64)
+    tree = model.named_parameters()
+    state = dc.optim.adam(lr=1e-3).init(tree)
+    moments = [dc.optim.state.find_fields(state, f)[0] for f in ("exp_avg", "exp_avg_sq")]
+    flats = [span(leaves(m)) for m in moments]
+    assert all(f is not None and f.size == model.params.size for f in flats)
+    assert not np.shares_memory(flats[0], flats[1]) and not np.shares_memory(flats[0], model.params)
+    assert [v.shape for v in moments[0].values()] == [v.shape for v in tree.values()]
+    # A tree that does not tile one buffer keeps the chain's own state (separate arrays).
+    copies = {k: v.copy() for k, v in tree.items()}
+    state = dc.optim.adam(lr=1e-3).init(copies)
+    assert span(leaves(dc.optim.state.find_fields(state, "exp_avg")[0])) is None
+
+
+def test_a_restored_scattered_state_is_packed_on_its_first_step(monkeypatch):
+    from descend.optim._buffers import span
+
+    tx = dc.optim.sgd(lr=0.1, momentum=0.9)
+    a, b = _model_pair(np.float32)
+    tree, gtree = a.named_parameters(), a.named_grads()
+    state = tx.init(tree)
+    a.grads[...] = 1.0
+    b.grads[...] = 1.0
+    state = fused.step(tx, tree, gtree, state)
+    restored = dc.optim.state_from_dict(tx.init(tree), dc.optim.state_to_dict(state))
+    assert span(leaves(dc.optim.state.find_fields(restored, "momentum_buffer")[0])) is None  # scattered copies
+    counter = _KernelCounter(monkeypatch)
+    new = fused.step(tx, tree, gtree, restored)
+    assert counter.n == 1
+    assert span(leaves(dc.optim.state.find_fields(new, "momentum_buffer")[0])) is not None
+    sb = fused.step(tx, b.params, b.grads, tx.init(b.params))
+    sb = fused.step(tx, b.params, b.grads, sb)
+    np.testing.assert_array_equal(a.params, b.params)
+
+
+def test_a_tree_out_of_buffer_order_runs_leaf_by_leaf_with_the_same_result(monkeypatch):
+    tx = dc.optim.adam(lr=1e-2)
+    a, b = _model_pair(np.float32)
+    names = list(a.named_parameters())[::-1]  # views, but not in buffer order: no single span
+    tree = {k: a.named_parameters()[k] for k in names}
+    gtree = {k: a.named_grads()[k] for k in names}
+    sa, sb = tx.init(tree), tx.init(b.params)
+    counter = _KernelCounter(monkeypatch)
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        g = rng.standard_normal(a.params.shape).astype(np.float32)
+        a.grads[...] = g
+        b.grads[...] = g
+        sa = fused.step(tx, tree, gtree, sa)
+        sb = fused.step(tx, b.params, b.grads, sb)
+    assert counter.n == 5 * len(names) + 5
+    np.testing.assert_array_equal(a.params, b.params)
+
+
+def test_a_per_element_decay_array_never_runs_on_a_spanning_tree():
+    """The reference cannot broadcast a buffer-sized decay array over the leaves: nor may the fast path."""
+    a, _ = _model_pair(np.float32)
+    tree, gtree = a.named_parameters(), a.named_grads()
+    tx = dc.optim.adam(lr=1e-2, weight_decay=np.full(a.params.size, 0.1, np.float32))
+    with pytest.raises((dc.errors.StructureError, ValueError)):  # the reference's error, not a silent success
+        tx.update(gtree, tx.init(tree), tree)

@@ -1,0 +1,163 @@
+"""Figures of the diagnostics (matplotlib, Agg backend, imported only when drawing).
+
+Each function draws one figure, writes it to ``out`` (a PNG; parent folders are created) when given,
+and returns the ``matplotlib.figure.Figure`` (not registered with pyplot).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from descend._io import atomic_write_bytes
+from descend.errors import ParameterError
+
+COLORS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c")
+
+
+def _figure(rows: int = 1, cols: int = 1, size: tuple[float, float] = (7.0, 4.0), **kw: Any) -> tuple[Any, Any]:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=size, dpi=110, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(rows, cols, squeeze=False, **kw)
+    return fig, axes
+
+
+def _save(fig: Any, out: str | os.PathLike | None) -> Any:
+    if out is not None:
+        path = Path(out)
+        if path.is_dir():
+            raise ParameterError(f"diagnostics: output path {str(path)!r} is a directory; give a file name")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png")
+        atomic_write_bytes(path, buffer.getvalue())  # a crash never leaves half a PNG
+    return fig
+
+
+def plot_eos(runs: Sequence[Any], out: str | os.PathLike | None = None, title: str | None = None) -> Any:
+    """Sharpness (and 2/η, dashed) against the step for each run, the loss below: the edge-of-stability figure.
+
+    ``runs``: objects with ``label``, ``threshold`` (2/η, or 38/η for Adam), ``steps``, ``sharpness``,
+    ``loss_steps`` and ``loss`` (:class:`descend.diagnostics.eos.EoSRun`).
+    """
+    if not runs:
+        raise ParameterError("plot_eos: no runs to draw")
+    fig, axes = _figure(2, 1, size=(7.5, 6.0), sharex=True, height_ratios=(2, 1))
+    top, bottom = axes[0, 0], axes[1, 0]
+    for i, run in enumerate(runs):
+        color = COLORS[i % len(COLORS)]
+        top.plot(run.steps, run.sharpness, color=color, lw=1.4, label=run.label)
+        top.axhline(run.threshold, color=color, ls="--", lw=1.0)
+        bottom.plot(run.loss_steps, run.loss, color=color, lw=1.2)
+    top.set_ylabel("sharpness λ_max")
+    top.legend(title="dashed: 2/η (stability threshold)", fontsize=8, title_fontsize=8)
+    top.set_title(title or "Edge of stability: full-batch gradient descent")
+    bottom.set_yscale("log")
+    bottom.set_ylabel("training loss")
+    bottom.set_xlabel("step")
+    for ax in (top, bottom):
+        ax.grid(alpha=0.3)
+    return _save(fig, out)
+
+
+def plot_sharpness(
+    steps: Any, values: Any, out: str | os.PathLike | None = None, threshold: Any = None, label: str = "λ_max"
+) -> Any:
+    """One sharpness curve against the step, with the stability threshold 2/η (a number or one per step)."""
+    fig, axes = _figure()
+    ax = axes[0, 0]
+    ax.plot(steps, values, color=COLORS[0], lw=1.4, label=label)
+    if threshold is not None:
+        thr = np.broadcast_to(np.asarray(threshold, dtype=np.float64), np.shape(steps))
+        ax.plot(steps, thr, color="black", ls="--", lw=1.0, label="2/η")
+    ax.set_xlabel("step")
+    ax.set_ylabel("sharpness")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, out)
+
+
+def plot_sharpness_curves(curves: dict[str, tuple[Any, Any]], out: str | os.PathLike | None = None) -> Any:
+    """One sharpness curve per name (``{name: (steps, values)}``), for ``descend compare --diagnostics``."""
+    if not curves:
+        raise ParameterError("plot_sharpness_curves: no curves to draw")
+    fig, axes = _figure()
+    ax = axes[0, 0]
+    for i, (name, (steps, values)) in enumerate(curves.items()):
+        ax.plot(steps, values, color=COLORS[i % len(COLORS)], lw=1.4, label=name)
+    ax.set_xlabel("step")
+    ax.set_ylabel("sharpness λ_max")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, out)
+
+
+def plot_density(density: Any, out: str | os.PathLike | None = None, top: Sequence[float] = ()) -> Any:
+    """The eigenvalue density (stochastic Lanczos quadrature) on a log scale, top eigenvalues marked."""
+    fig, axes = _figure()
+    ax = axes[0, 0]
+    ax.plot(density.grid, np.maximum(density.density, 1e-12), color=COLORS[0], lw=1.2)
+    for i, lam in enumerate(top):
+        ax.axvline(lam, color=COLORS[3], ls=":", lw=1.0, label="top eigenvalues (Lanczos)" if i == 0 else None)
+    ax.axvline(0.0, color="black", lw=0.6)
+    ax.set_yscale("log")
+    ax.set_ylim(bottom=max(1e-8, float(np.max(density.density)) * 1e-7))
+    ax.set_xlabel("eigenvalue of the Hessian")
+    ax.set_ylabel("density")
+    if len(top):
+        ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _save(fig, out)
+
+
+def plot_slice_1d(alphas: Any, losses: Any, out: str | os.PathLike | None = None, label: str = "") -> Any:
+    """A 1-D loss slice along a filter-normalized direction (α = 0 is the trained point)."""
+    fig, axes = _figure(size=(6.0, 4.0))
+    ax = axes[0, 0]
+    ax.plot(alphas, losses, color=COLORS[0], lw=1.5)
+    ax.axvline(0.0, color="black", lw=0.6)
+    ax.set_xlabel("α (step along a filter-normalized random direction)")
+    ax.set_ylabel("training loss")
+    ax.set_title(label or "1-D loss slice")
+    ax.grid(alpha=0.3)
+    return _save(fig, out)
+
+
+def plot_slice_2d(
+    alphas: Any,
+    betas: Any,
+    losses: Any,
+    out: str | os.PathLike | None = None,
+    path: Any = None,
+    title: str = "",
+    labels: tuple[str, str] = ("α (direction 1)", "β (direction 2)"),
+) -> Any:
+    """Contours of a 2-D loss slice; ``path`` (T × 2 coordinates) drawn on it: the training trajectory."""
+    fig, axes = _figure(size=(6.0, 5.0))
+    ax = axes[0, 0]
+    z = np.asarray(losses, dtype=np.float64)
+    finite = z[np.isfinite(z)]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    levels = np.geomspace(max(lo, 1e-12), max(hi, lo * 1.001 + 1e-12), 30) if lo > 0 else 30
+    cs = ax.contourf(alphas, betas, np.where(np.isfinite(z), z, hi), levels=levels, cmap="viridis")
+    ax.contour(alphas, betas, np.where(np.isfinite(z), z, hi), levels=levels, colors="white", linewidths=0.3)
+    fig.colorbar(cs, ax=ax, label="training loss")
+    if path is not None:
+        p = np.asarray(path)
+        ax.plot(p[:, 0], p[:, 1], color="#ff5a36", lw=1.5, marker=".", ms=3, label="training path")
+        ax.plot(p[0, 0], p[0, 1], "o", color="white", mec="black", label="start")
+        ax.plot(p[-1, 0], p[-1, 1], "*", color="white", mec="black", ms=12, label="end")
+        ax.legend(fontsize=8, loc="upper right")
+    ax.set_xlabel(labels[0])
+    ax.set_ylabel(labels[1])
+    ax.set_title(title or "2-D loss slice")
+    return _save(fig, out)
