@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from descend import _io
-from descend.lab import compare
+from descend.lab import store
 from descend.train import checkpoint, experiment, trainer
 
 
@@ -51,7 +51,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path) -> None:
 WRITERS = {
     "trainer config.json": lambda p: trainer._write_json(p, {"a": 1}),
     "experiment summary.json": lambda p: experiment._write_json_atomic(p, {"a": 1}),
-    "comparison manifest": lambda p: compare._write_atomic(p, "{}\n"),
+    "comparison manifest": lambda p: store._write_atomic(p, "{}\n"),
     "checkpoint": lambda p: checkpoint.save_checkpoint(p, {"w": np.zeros(3)}, {"epoch": 1}),
 }
 

@@ -40,6 +40,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     overrides = {k: getattr(args, k) for k in given if k != "schedule_args"}
     if args.schedule_arg:
         overrides["schedule_args"] = dict(args.schedule_arg)
+    if getattr(args, "diagnostics", None):  # --diagnostics K: every run tracks λ_max, as without --workload
+        overrides["track_sharpness"] = args.diagnostics
     return overrides
 
 

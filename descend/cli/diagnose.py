@@ -128,7 +128,7 @@ def run_eos(args: argparse.Namespace) -> int:
             "seed": setup.seed,
         },
         "band": list(eos.BAND),
-        "runs": [r.summary() for r in runs],
+        "runs": [{**r.summary(), "series": r.series()} for r in runs],
         "figures": figures,
     }
     atomic_write_json(out / "eos.json", _finite(summary), indent=1)

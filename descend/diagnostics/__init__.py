@@ -10,11 +10,27 @@ Instruments (NumPy engine; every one checked against an exact answer in ``tests/
   :func:`saddle_report` (negative curvature).
 * :class:`PreconditionedOperator` with :func:`adam_preconditioner`: the preconditioned sharpness
   λ_max(P⁻¹H) of adaptive optimizers.
+* :func:`gradient_noise_scale`: B_simple = tr(Σ)/|G|² from gradient norms at two batch sizes.
+* :func:`filter_normalized_direction`, :func:`slice_1d`, :func:`slice_2d`, :func:`trajectory_pca`:
+  loss-landscape slices of real networks (figures: :mod:`descend.diagnostics.plots`).
+* :class:`SharpnessTracker`, :class:`NoiseScaleLogger`: training callbacks (``descend train
+  --track-sharpness K``); :mod:`descend.diagnostics.eos`: the edge-of-stability experiment;
+  :mod:`descend.diagnostics.report`: ``descend diagnose RUN_DIR``.
 
 See docs/diagnostics.md.
 """
 
+from descend.diagnostics.callbacks import NoiseScaleLogger, SharpnessTracker
 from descend.diagnostics.hessian import DEFAULT_STEP, HessianOperator, PreconditionedOperator, adam_preconditioner
+from descend.diagnostics.landscape import (
+    TrajectoryPlane,
+    filter_normalized_direction,
+    plane_losses,
+    slice_1d,
+    slice_2d,
+    trajectory_pca,
+)
+from descend.diagnostics.noise import NoiseScale, gradient_noise_scale
 from descend.diagnostics.objective import FunctionObjective, ModelObjective
 from descend.diagnostics.spectrum import (
     Eigenpairs,
@@ -39,15 +55,25 @@ __all__ = [
     "Lanczos",
     "MatrixOperator",
     "ModelObjective",
+    "NoiseScale",
+    "NoiseScaleLogger",
     "PreconditionedOperator",
     "SaddleReport",
+    "SharpnessTracker",
     "SpectralDensity",
     "TraceEstimate",
+    "TrajectoryPlane",
     "adam_preconditioner",
     "bottom_eigenvalues",
+    "filter_normalized_direction",
+    "gradient_noise_scale",
     "hutchinson_trace",
+    "plane_losses",
     "saddle_report",
+    "slice_1d",
+    "slice_2d",
     "spectral_density",
     "t_quantile",
     "top_eigenvalues",
+    "trajectory_pca",
 ]

@@ -112,6 +112,15 @@ class EoSRun:
         out.update(band(self))
         return out
 
+    def series(self, loss_every: int = 10) -> dict[str, list[Any]]:
+        """The curves behind the figure (the loss every ``loss_every`` steps), for ``eos.json``."""
+        return {
+            "steps": list(self.steps),
+            "sharpness": [float(v) for v in self.sharpness],
+            "loss_steps": list(self.loss_steps[::loss_every]),
+            "loss": [float(v) for v in self.loss[::loss_every]],
+        }
+
 
 def band(run: EoSRun, low: float = BAND[0], high: float = BAND[1]) -> dict[str, Any]:
     """λ·(1/threshold) after the rise (from ``run.reached`` on): min, max, median, and the fraction in [low, high]."""
@@ -144,7 +153,8 @@ def train(
     """Full-batch ``"gd"`` or ``"adam"`` at step ``lr`` on the setup, tracking (preconditioned) sharpness.
 
     Stops ``hover`` steps after the sharpness first reaches 0.9·threshold, or after ``max_steps``.
-    ``snapshots``: keep about this many parameter vectors along the way (for :func:`trajectory_pca`).
+    ``snapshots``: keep between this many and twice as many parameter vectors, evenly spaced along the
+    way (for :func:`trajectory_pca`).
     ``progress(run)`` is called after each measurement.
     """
     from descend import optim
@@ -168,7 +178,7 @@ def train(
     state = tx.init(model.params) if tx is not None else None
     objective = ModelObjective(model, x, t, square_loss)
     vector = None
-    run.snapshot_every = max(every, max_steps // max(snapshots, 1)) if snapshots else 0
+    run.snapshot_every = every if snapshots else 0
     t0 = time.perf_counter()
     stop_at = max_steps
     for step in range(max_steps + 1):
@@ -197,6 +207,9 @@ def train(
                 progress(run)
         if run.snapshot_every and step % run.snapshot_every == 0:
             run.snapshots.append(model.params.copy())
+            if len(run.snapshots) > 2 * snapshots:  # keep between `snapshots` and twice as many, evenly spaced
+                run.snapshots = run.snapshots[::2]
+                run.snapshot_every *= 2
         if step >= stop_at:
             break
         model.backward(dout, input_grad=False)

@@ -57,8 +57,13 @@ class HessianOperator:
         self.step = float(step)
         self.matvecs = 0
         self._scale = max(float(np.linalg.norm(self.point)), 1.0)
-        objective.freeze(self.point)
+        self._token = objective.freeze(self.point)
         self._gradient: np.ndarray | None = None
+
+    def _frozen(self) -> None:
+        """Several operators may share one objective: re-record the kink patterns if another one froze it since."""
+        if self.objective.frozen_token != self._token:
+            self._token = self.objective.freeze(self.point)
 
     @property
     def gradient_evaluations(self) -> int:
@@ -71,6 +76,7 @@ class HessianOperator:
     def gradient(self) -> np.ndarray:
         """``∇L(θ₀)`` (computed once)."""
         if self._gradient is None:
+            self._frozen()
             self._gradient = self.objective.gradient(self.point, frozen=True)
         return self._gradient.copy()
 
@@ -84,6 +90,7 @@ class HessianOperator:
         if norm == 0.0:
             return np.zeros(self.size)
         t = self.step * self._scale / norm
+        self._frozen()
         plus = self.objective.gradient(self.point + t * v, frozen=True)
         minus = self.objective.gradient(self.point - t * v, frozen=True)
         return (plus - minus) / (2.0 * t)

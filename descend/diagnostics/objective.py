@@ -107,6 +107,7 @@ class FunctionObjective:
         self.point = as_vector("FunctionObjective", "point", x0, self.size)
         self._value, self._gradient = value, gradient
         self.gradient_evaluations = 0
+        self.frozen_token = 0
 
     @classmethod
     def from_problem(cls, problem: Any, point: Any = None) -> FunctionObjective:
@@ -125,8 +126,10 @@ class FunctionObjective:
         self.gradient_evaluations += 1
         return np.asarray(self._gradient(np.asarray(theta, dtype=np.float64)), dtype=np.float64).reshape(-1)
 
-    def freeze(self, theta: np.ndarray) -> None:
+    def freeze(self, theta: np.ndarray) -> int:
         """Nothing to record: a smooth function has no kinks."""
+        self.frozen_token += 1
+        return self.frozen_token
 
 
 class ModelObjective:
@@ -178,6 +181,7 @@ class ModelObjective:
         self.chunks = [(lo, min(lo + int(chunk_size), n)) for lo in range(0, n, int(chunk_size))]
         self.num_examples = n
         self.gradient_evaluations = 0
+        self.frozen_token = 0  # which freeze() the recorded patterns belong to
         self._freezer = _KinkFreezer(self.model)
 
     def sync(self, model: Module) -> np.ndarray:
@@ -243,13 +247,18 @@ class ModelObjective:
         self.gradient_evaluations += 1
         return grad
 
-    def freeze(self, theta: np.ndarray) -> None:
-        """Record the kink patterns at ``θ`` (one forward pass) for later ``gradient(..., frozen=True)``."""
+    def freeze(self, theta: np.ndarray) -> int:
+        """Record the kink patterns at ``θ`` (one forward pass) for later ``gradient(..., frozen=True)``.
+
+        Returns a token: :attr:`frozen_token` stays equal to it until the next ``freeze``.
+        """
+        self.frozen_token += 1
         self._set(theta)
         self._freezer.patterns = [None] * len(self.chunks)
         for i, (lo, hi) in enumerate(self.chunks):
             with self._freezer.mode("record", i):
                 self.model.forward(self.x[lo:hi])
+        return self.frozen_token
 
 
 class _KinkFreezer:

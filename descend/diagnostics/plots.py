@@ -43,28 +43,40 @@ def _save(fig: Any, out: str | os.PathLike | None) -> Any:
 
 
 def plot_eos(runs: Sequence[Any], out: str | os.PathLike | None = None, title: str | None = None) -> Any:
-    """Sharpness (and 2/η, dashed) against the step for each run, the loss below: the edge-of-stability figure.
+    """Sharpness (and its threshold, dashed) against the step for each run, the loss below: the edge of stability.
 
-    ``runs``: objects with ``label``, ``threshold`` (2/η, or 38/η for Adam), ``steps``, ``sharpness``,
-    ``loss_steps`` and ``loss`` (:class:`descend.diagnostics.eos.EoSRun`).
+    ``runs``: objects with ``label``, ``optimizer`` (``"gd"`` or ``"adam"``), ``threshold`` (2/η, or
+    38/η for Adam), ``steps``, ``sharpness``, ``loss_steps`` and ``loss``
+    (:class:`descend.diagnostics.eos.EoSRun`). Gradient descent's λ_max and Adam's preconditioned
+    λ_max(P⁻¹H), whose scales differ by orders of magnitude, get a panel each.
     """
     if not runs:
         raise ParameterError("plot_eos: no runs to draw")
-    fig, axes = _figure(2, 1, size=(7.5, 6.0), sharex=True, height_ratios=(2, 1))
-    top, bottom = axes[0, 0], axes[1, 0]
-    for i, run in enumerate(runs):
-        color = COLORS[i % len(COLORS)]
-        top.plot(run.steps, run.sharpness, color=color, lw=1.4, label=run.label)
-        top.axhline(run.threshold, color=color, ls="--", lw=1.0)
-        bottom.plot(run.loss_steps, run.loss, color=color, lw=1.2)
-    top.set_ylabel("sharpness λ_max")
-    top.legend(title="dashed: 2/η (stability threshold)", fontsize=8, title_fontsize=8)
-    top.set_title(title or "Edge of stability: full-batch gradient descent")
+    groups = [(kind, [r for r in runs if (r.optimizer == "adam") == (kind == "adam")]) for kind in ("gd", "adam")]
+    groups = [(kind, rs) for kind, rs in groups if rs]
+    heights = (*[2] * len(groups), 1)
+    fig, axes = _figure(len(groups) + 1, 1, size=(7.5, 3.0 + 2.5 * len(groups)), sharex=True, height_ratios=heights)
+    bottom = axes[-1, 0]
+    color = {id(r): COLORS[i % len(COLORS)] for i, r in enumerate(runs)}
+    for row, (kind, group) in enumerate(groups):
+        ax = axes[row, 0]
+        for run in group:
+            ax.plot(run.steps, run.sharpness, color=color[id(run)], lw=1.4, label=run.label)
+            ax.axhline(run.threshold, color=color[id(run)], ls="--", lw=1.0)
+        if kind == "gd":
+            ax.set_ylabel("sharpness λ_max")
+            ax.legend(title="dashed: 2/η, the stability threshold", fontsize=8, title_fontsize=8)
+        else:
+            ax.set_ylabel("preconditioned λ_max(P⁻¹H)")
+            ax.legend(title="dashed: (2 + 2β₁)/((1 − β₁)η) = 38/η", fontsize=8, title_fontsize=8)
+        ax.grid(alpha=0.3)
+    for run in runs:
+        bottom.plot(run.loss_steps, run.loss, color=color[id(run)], lw=1.2)
+    axes[0, 0].set_title(title or "Edge of stability: full-batch training of a tanh MLP on MNIST-1D")
     bottom.set_yscale("log")
     bottom.set_ylabel("training loss")
     bottom.set_xlabel("step")
-    for ax in (top, bottom):
-        ax.grid(alpha=0.3)
+    bottom.grid(alpha=0.3)
     return _save(fig, out)
 
 

@@ -158,21 +158,21 @@ class LocalPool(Engine):
     """``workers`` spawned processes of this machine (single-threaded BLAS each) that die with this process."""
 
     def __init__(self, workers: int):
-        from descend.lab import compare
+        from descend.lab import workers as worker_side  # the functions the worker processes run
 
-        self._compare = compare
+        self._worker_side = worker_side
         self.workers = int(workers)
         ctx = multiprocessing.get_context("spawn")
         self._messages = ctx.Queue()
-        with compare._worker_environment():
+        with worker_side.worker_environment():
             self._pool = cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx,
-                                                initializer=compare._init_worker,
+                                                initializer=worker_side.init_worker,
                                                 initargs=(self._messages, os.getpid()))  # fmt: skip
         self._closed = False
 
     def submit(self, relpath: str, run_dir: str, config: dict[str, Any]) -> cf.Future:
-        with self._compare._worker_environment():  # workers spawn on demand and inherit the environment
-            return self._pool.submit(self._compare._train, relpath, run_dir, config)
+        with self._worker_side.worker_environment():  # workers spawn on demand and inherit the environment
+            return self._pool.submit(self._worker_side.train, relpath, run_dir, config)
 
     def updates(self) -> list[tuple[str, str, float, int, float | None, str | None]]:
         import queue
@@ -191,7 +191,7 @@ class LocalPool(Engine):
         try:
             return future.result()
         except BrokenProcessPool as e:
-            raise self._compare.ComparisonError(
+            raise self._worker_side.ComparisonError(
                 f"compare: {label}: a worker process died ({e}); the runs keep their checkpoints: rerun the same "
                 "command to continue"
             ) from None
@@ -363,11 +363,11 @@ def run_on_worker(relpath: str, run_dir: str, config: dict[str, Any]) -> dict[st
     early when the task is cancelled."""
     import socket
 
-    from descend.lab import compare
+    from descend.lab import workers
 
     stop = StopWhenCancelled()
     what = f"descend compare run on Dask worker {stop.worker_address or socket.gethostname()}"
-    return compare._train(relpath, run_dir, config, callbacks=[stop], lock_wait=RUN_LOCK_WAIT, what=what)
+    return workers.train(relpath, run_dir, config, callbacks=[stop], lock_wait=RUN_LOCK_WAIT, what=what)
 
 
 class TaskCancelled(DescendError, RuntimeError):

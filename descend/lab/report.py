@@ -3,9 +3,12 @@
 :func:`write_report` reads a finished comparison directory (:mod:`descend.lab.compare`) and writes,
 beside ``comparison.json``:
 
-* ``report.html``: the ranked table, every figure (base64 PNG, so the page opens offline from a
-  file), the gradient-flow findings in words, the data behind the table (inline JSON) and the exact
-  configuration with the command that reproduces it;
+* ``report.html``: the ranked table with bootstrap intervals over seeds and the optimizers tied within
+  noise (:mod:`descend.lab.stats`), what the protocol could not settle (a selected learning rate at the
+  edge of its grid, a curve still rising at the end), every figure (base64 PNG, so the page opens offline
+  from a file), the gradient-flow findings in words, the data behind the page (inline JSON, and
+  ``report-data.json`` beside it), the exact command line it was started with and the configuration
+  with the command that reproduces it;
 * ``curves_epoch.png``, ``curves_time.png``: training and validation loss and accuracy against
   epoch and against wall time, one line per optimizer at its selected learning rate, with a band
   (± one standard deviation) over seeds;
@@ -15,7 +18,7 @@ beside ``comparison.json``:
   (the tuneability plot; diverged runs are crosses at the bottom);
 * ``gradient_flow.png``: per-layer gradient norms and update-to-weight ratios over training;
 * ``overfitting.png``: the train/validation gap over epochs, with the epoch where early stopping
-  would have stopped.
+  would have stopped (the y-axis clipped to the values' robust range when an outlier would stretch it).
 
 :func:`table` gives the ranked table's cells, which ``descend compare`` also prints. matplotlib
 (the ``lab`` extra) is imported only here, with the Agg backend.
@@ -1098,5 +1101,6 @@ def command_for(config: dict[str, Any], out: str) -> str:
     return " ".join(parts)
 
 
-__all__ = ["COLORS", "REPORT", "Finding", "band", "early_stopping_epoch", "gradient_findings", "table",
-           "write_report"]  # fmt: skip
+__all__ = ["COLORS", "REPORT", "REPORT_DATA", "Finding", "Uncertainty", "band", "clip_axis", "early_stopping_epoch",
+           "extended_grid", "gradient_findings", "identical_groups", "line_styles", "param_label", "protocol_warnings",
+           "seeds_phrase", "started_as", "table", "uncertainty", "write_report"]  # fmt: skip

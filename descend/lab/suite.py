@@ -34,6 +34,7 @@ from descend.errors import DescendError
 from descend.lab import compare as C
 from descend.lab import profile as P
 from descend.lab import report as R
+from descend.lab import store
 from descend.lab import workloads as W
 from descend.train import experiment as ex
 from descend.train import lock
@@ -235,7 +236,7 @@ def _difference(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
         return f"budget {old['budget']} there, {new['budget']} asked"
     for name in old["workloads"]:
         if old["plans"][name] != new["plans"][name]:
-            return f"{name}: {C._plan_difference(old['plans'][name], new['plans'][name])}"
+            return f"{name}: {store.plan_difference(old['plans'][name], new['plans'][name])}"
     return "differs"
 
 
@@ -283,6 +284,9 @@ def _profile_figure(plt, sc: Scores):
                     ls=styles[i]["ls"], markevery=R._markevery(i, len(rho), len(taus)), ms=5, mfc="none",
                     label=f"{name} (score {score[name]:.2f})")  # fmt: skip
         ax.set_xscale("log")
+        ticks = [t for t in (1, 1.5, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64, 128) if t <= taus[-1]]
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.set_xticks([], minor=True)
         ax.axvline(P.TAU_MAX, color="0.6", lw=0.9, ls=":")
         ax.set_ylim(-0.03, 1.05)
         ax.set_xlabel(f"τ: within this factor of the fastest ({what} to target)")

@@ -117,11 +117,23 @@ def _address(a: np.ndarray) -> int:
     return int(a.__array_interface__["data"][0])
 
 
-# span() of the same leaves (a model's views, an in-place optimizer state) is looked up, not recomputed: the
-# key is the leaves' ids, and weak references prove the ids still name those arrays (an id can be reused only
-# after its array is gone). The cache holds no array alive; it forgets everything when it fills up.
-_SPANS: dict[tuple[int, ...], tuple[tuple[Any, ...], int, int]] = {}
+# span() of the same leaves (a model's views, an in-place optimizer state) is looked up, not recomputed. The key
+# is the leaves' ids; each entry holds weak references to its leaves whose callbacks drop the entry the moment one
+# of them is deallocated, so an entry present means its leaves are alive and the ids still name them, and the
+# flat view it keeps (and through it the buffer) is released with the leaves (a pool buffer is then reused).
+_SPANS: dict[tuple[int, ...], tuple[tuple[Any, ...], np.ndarray | None]] = {}
 _SPANS_MAX = 64
+
+
+def _remember(arrays: list[Any], flat: np.ndarray | None) -> None:
+    if len(_SPANS) >= _SPANS_MAX:
+        _SPANS.clear()
+    key = tuple(map(id, arrays))
+
+    def forget(_: Any, key: tuple[int, ...] = key) -> None:
+        _SPANS.pop(key, None)
+
+    _SPANS[key] = (tuple(weakref.ref(a, forget) for a in arrays), flat)
 
 
 def span(arrays: list[Any]) -> np.ndarray | None:
@@ -136,27 +148,21 @@ def span(arrays: list[Any]) -> np.ndarray | None:
     """
     if not arrays:
         return None
-    key = tuple(map(id, arrays))
-    hit = _SPANS.get(key)
+    hit = _SPANS.get(tuple(map(id, arrays)))
     if hit is not None:
-        refs, offset, n = hit
-        if all(r() is a for r, a in zip(refs, arrays, strict=True)):
-            return _view(arrays, arrays[0].base, offset, n)
-        del _SPANS[key]
-    found = _find_span(arrays)
-    if found is None:
+        flat = hit[1]
+    else:
+        found = _find_span(arrays)
+        flat = None if found is None else arrays[0].base.reshape(-1)[found[0] : found[0] + found[1]]
+        if all(type(a) is np.ndarray for a in arrays):  # only ndarrays take weak references; the answer is kept
+            _remember(arrays, flat)
+    if flat is None:
         return None
-    offset, n = found
-    if len(_SPANS) >= _SPANS_MAX:
-        _SPANS.clear()
-    _SPANS[key] = (tuple(weakref.ref(a) for a in arrays), offset, n)
-    return _view(arrays, arrays[0].base, offset, n)
-
-
-def _view(arrays: list[np.ndarray], base: np.ndarray, offset: int, n: int) -> np.ndarray:
-    flat = base.reshape(-1)[offset : offset + n]
-    if flat.flags.writeable and not all(a.flags.writeable for a in arrays):
-        flat.flags.writeable = False
+    for a in arrays:
+        if not a.flags.writeable:
+            flat = flat[:]
+            flat.flags.writeable = False
+            break
     return flat
 
 
@@ -187,15 +193,8 @@ def _find_span(arrays: list[Any]) -> tuple[int, int] | None:
 
 def remember_span(arrays: list[np.ndarray], flat: np.ndarray) -> None:
     """Record that ``arrays`` (:func:`split` of the 1-D ``flat``) tile ``flat``: :func:`span` then finds it at once."""
-    if not arrays:
-        return
-    base = arrays[0].base
-    if type(base) is not np.ndarray or not (flat is base or flat.base is base):
-        return
-    if len(_SPANS) >= _SPANS_MAX:
-        _SPANS.clear()
-    offset = (_address(flat) - _address(base)) // flat.dtype.itemsize
-    _SPANS[tuple(map(id, arrays))] = (tuple(weakref.ref(a) for a in arrays), offset, flat.size)
+    if arrays and type(arrays[0].base) is np.ndarray and (flat is arrays[0].base or flat.base is arrays[0].base):
+        _remember(arrays, flat)
 
 
 def split(flat: np.ndarray, shapes: list[tuple[int, ...]]) -> list[np.ndarray]:

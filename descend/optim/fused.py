@@ -264,9 +264,13 @@ def _tree_step(
     """
     if not is_container(grads):
         return None
-    if type(grads) is dict and getattr(kernel_step, "elementwise", False):
-        out = _spanning_step(kernel_step, grads, state, params, pool, mode)
-        if out is not None:
+    if type(grads) is dict:
+        if getattr(kernel_step, "elementwise", False):
+            out = _spanning_step(kernel_step, grads, state, params, pool, mode)
+            if out is not None:
+                return out
+        out = _named_step(kernel_step, grads, state, params, pool, mode)
+        if out is not _UNHANDLED:
             return out
     g_leaves = leaves(grads)
     if not g_leaves or type(g_leaves[0]) is not np.ndarray:  # torch tensors: no leaf would qualify, skip the split
@@ -288,16 +292,79 @@ def _tree_step(
     return updates, _join_state(state, [s for _, s in results], grads)
 
 
-def _matching_leaves(tree: Any, grads: dict) -> list[np.ndarray] | None:
-    """The values of ``tree`` if it is a dict of ndarrays with ``grads``' keys, in the same order, and shapes."""
-    if type(tree) is not dict or len(tree) != len(grads):
+_UNHANDLED: Any = object()  # _named_step: not a named tree of arrays, the generic per-leaf path decides
+
+
+def _named_step(
+    kernel_step: KernelStep, grads: dict, state: Any, params: Tree | None, pool: BufferPool, mode: int
+) -> Any:
+    """The per-leaf kernel step for a named tree (a dict of arrays whose leaves do not tile one buffer).
+
+    What the generic per-leaf path does (a dry run of every leaf first, then
+    the kernels), without its walks over nested trees: the parameters and every
+    per-parameter state field must be dicts with the names of ``grads`` in the
+    same order and the same shapes. Anything else is :data:`_UNHANDLED`.
+    """
+    keys = list(grads)
+    g_leaves = list(grads.values())
+    n = len(g_leaves)
+    if not n or any(type(g) is not np.ndarray for g in g_leaves):
+        return _UNHANDLED
+    shapes = [g.shape for g in g_leaves]
+    p_leaves: list[Any] | None = [None] * n if params is None else _matching_leaves(params, keys, shapes)
+    if p_leaves is None or not isinstance(state, ChainState):
+        return _UNHANDLED
+    columns: dict[int, list[tuple[int, list[Any]]]] = {}  # link -> [(field, its leaves)]
+    for j, link in enumerate(state):
+        if getattr(link, "_fields", None) is None:
+            return _UNHANDLED
+        for k, value in enumerate(link):
+            if type(value) is np.ndarray:
+                return _UNHANDLED
+            if is_container(value):
+                field_leaves = _matching_leaves(value, keys, shapes)
+                if field_leaves is None or any(type(x) is not np.ndarray for x in field_leaves):
+                    return _UNHANDLED
+                columns.setdefault(j, []).append((k, field_leaves))
+
+    def leaf_state(i: int) -> ChainState:
+        links = list(state)
+        for j, cols in columns.items():
+            values = list(state[j])
+            for k, field_leaves in cols:
+                values[k] = field_leaves[i]
+            links[j] = type(state[j])(*values)
+        return ChainState(links)
+
+    states = [leaf_state(i) for i in range(n)]
+    if mode != PURE:  # a dry run first: nothing may be written unless every leaf runs (pure outputs are new)
+        for g, st, p in zip(g_leaves, states, p_leaves, strict=True):
+            if kernel_step(g, st, p, pool, mode, True) is None:
+                return None
+    results = [kernel_step(g, st, p, pool, mode) for g, st, p in zip(g_leaves, states, p_leaves, strict=True)]
+    if any(r is None for r in results):  # a pure step declined by a leaf: its outputs are dropped, nothing written
         return None
-    out = []
-    for (k, v), (kg, g) in zip(tree.items(), grads.items(), strict=True):
-        if k != kg or type(v) is not np.ndarray or v.shape != g.shape:
-            return None
-        out.append(v)
-    return out
+    new_states = results if mode == INPLACE else [r[1] for r in results]
+    links = list(new_states[0])
+    for j, cols in columns.items():
+        values = list(links[j])
+        for k, _ in cols:
+            values[k] = dict(zip(keys, (ns[j][k] for ns in new_states), strict=True))
+        links[j] = type(links[j])(*values)
+    new_state = ChainState(links)
+    if mode == INPLACE:
+        return new_state
+    return dict(zip(keys, (r[0] for r in results), strict=True)), new_state
+
+
+def _matching_leaves(tree: Any, keys: list[Any], shapes: list[tuple[int, ...]]) -> list[Any] | None:
+    """The values of ``tree`` if it is a dict with ``keys`` in this order whose values have ``shapes``."""
+    if type(tree) is not dict or list(tree) != keys:
+        return None
+    values = list(tree.values())
+    if [getattr(v, "shape", None) for v in values] != shapes:
+        return None
+    return values  # span() checks that they are ndarrays
 
 
 def _spanning_step(
@@ -318,62 +385,63 @@ def _spanning_step(
     g = span(g_leaves)
     if g is None:
         return None
+    keys = list(grads)
+    shapes = [leaf.shape for leaf in g_leaves]
     p = None
     if params is not None:
-        p_leaves = _matching_leaves(params, grads)
+        p_leaves = _matching_leaves(params, keys, shapes)
         p = None if p_leaves is None else span(p_leaves)
         if p is None:
             return None
     if not isinstance(state, ChainState):
         return None
-    flat_links, originals = [], []  # originals[j][k]: the dict of a field whose own span the kernel reads
-    for link in state:
+    flat_links = list(state)
+    fields: list[tuple[int, int, Any]] = []  # (link, field, the dict the kernel reads in place or None)
+    for j, link in enumerate(state):
         if getattr(link, "_fields", None) is None:
             return None
-        values, kept = [], []
-        for value in link:
-            original = None
-            if isinstance(value, np.ndarray):
+        values = None
+        for k, value in enumerate(link):
+            if type(value) is np.ndarray:
                 return None
-            if is_container(value):
-                field_leaves = _matching_leaves(value, grads)
-                if field_leaves is None:
-                    return None
-                flat = span(field_leaves)
+            if not is_container(value):
+                continue
+            field_leaves = _matching_leaves(value, keys, shapes)
+            if field_leaves is None:
+                return None
+            flat = span(field_leaves)
+            original = value
+            if flat is None:
+                packed = pack(field_leaves)
+                flat = None if packed is None else span(packed)
                 if flat is None:
-                    packed = pack(field_leaves)
-                    flat = None if packed is None else span(packed)
-                    if flat is None:
-                        return None
-                else:
-                    original = value
-                value = flat
-            values.append(value)
-            kept.append(original)
-        flat_links.append(type(link)(*values))
-        originals.append(kept)
+                    return None
+                original = None
+            if values is None:
+                values = list(link)
+            values[k] = flat
+            fields.append((j, k, original))
+        if values is not None:
+            flat_links[j] = type(link)(*values)
     flat_state = ChainState(flat_links)
     out = kernel_step(g, flat_state, p, pool, mode)
     if out is None:
         return None
     new_flat = out if mode == INPLACE else out[1]
-    keys = list(grads)
-    shapes = [leaf.shape for leaf in g_leaves]
 
     def unflatten(x: np.ndarray) -> dict:
         views = split(x, shapes)
         remember_span(views, x)
         return dict(zip(keys, views, strict=True))
 
-    links = []
-    for j, link in enumerate(new_flat):
-        values = []
-        for k, value in enumerate(link):
-            if isinstance(value, np.ndarray):
-                original = originals[j][k]
-                value = original if original is not None and value is flat_state[j][k] else unflatten(value)
-            values.append(value)
-        links.append(type(link)(*values))
+    links = list(new_flat)
+    rebuilt: dict[int, list[Any]] = {}
+    for j, k, original in fields:
+        value = new_flat[j][k]
+        values = rebuilt.setdefault(j, list(new_flat[j]))
+        values[k] = original if original is not None and value is flat_state[j][k] else unflatten(value)
+    for j, values in rebuilt.items():
+        links[j] = type(new_flat[j])(*values)
     new_state = ChainState(links)
     if mode == INPLACE:
         return new_state

@@ -274,6 +274,20 @@ def partition(
             out = merge(out, sel_updates, m)
         return out, PartitionState(new_states)
 
+    def step_inplace(params: Tree, grads: Tree, state: PartitionState) -> PartitionState:
+        # dc.optim.step on a partition: each transformation steps its own leaves in place (views of the caller's
+        # arrays), so a fused one runs its kernel in place; the same numbers as update + add.
+        from descend.optim.fused import step
+
+        ms = masks(grads, params)
+        return PartitionState(
+            {
+                label: step(tx, select(params, ms[label]), select(grads, ms[label]), state.inner_states[label])
+                for label, tx in transforms.items()
+            }
+        )
+
+    update.step_inplace = step_inplace  # type: ignore[attr-defined]
     return GradientTransformation(init, update)
 
 

@@ -14,7 +14,8 @@ group, runs ``tx.update`` and writes the new state back, so ``state_dict()``,
 ``load_state_dict()``, ``ZeroRedundancyOptimizer`` (which writes
 ``optimizer.state`` directly) and code that reads ``optimizer.state[p]["exp_avg"]``
 all see the same thing. :meth:`Optimizer._step_group` is the one place where
-a group is updated.
+a group is updated; for ``Adam``, ``AdamW`` and ``SGD`` it first tries the fast
+path of :mod:`descend.torch._fast`, which updates the same state in place.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ from descend.torch._layout import DESCEND_LAYOUT, LAYOUT_KEY, Context, DescendLa
 Layout = TorchLayout | DescendLayout
 
 # torch's implementation switches. foreach and fused are accepted and change nothing (descend picks its fast path,
-# descend.torch._fast, by itself, and it gives the chain's numbers); capturable and differentiable are refused.
+# descend.torch._fast, by itself: the chain's numbers, to rounding on CUDA); capturable and differentiable are
+# refused.
 ACCEPTED_FLAGS = ("foreach", "fused")
 REFUSED_FLAGS = ("capturable", "differentiable")
 

@@ -198,3 +198,16 @@ def test_bad_input_is_one_clear_error(data4):
         HessianOperator(ModelObjective(model, x, y), np.full(H.size, np.nan))
     with pytest.raises(ParameterError, match="preconditioner must be > 0"):
         PreconditionedOperator(H, np.zeros(H.size))
+
+
+def test_two_operators_on_one_objective_keep_their_own_kink_patterns(data4):
+    model = relu_mlp()
+    x, y = data4
+    obj = ModelObjective(model, x, y)
+    far = obj.point + np.random.default_rng(3).standard_normal(obj.size)
+    H0 = HessianOperator(obj)
+    H1 = HessianOperator(obj, far)  # records other ReLU masks
+    v = np.random.default_rng(4).standard_normal(obj.size)
+    f = loss_of_flat(model, x, y)
+    assert _rel(H0 @ v, exact_hvp(f, H0.point, v)) < 1e-8
+    assert _rel(H1 @ v, exact_hvp(f, far, v)) < 1e-8

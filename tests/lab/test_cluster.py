@@ -21,8 +21,10 @@ import numpy as np
 import pytest
 
 from descend.cli.main import main
+from descend.errors import DescendError
 from descend.lab import compare as C
 from descend.lab import executors as X
+from descend.lab import workers as W
 from descend.train import lock, read_metrics
 from descend.train.callbacks import Callback
 from descend.train.checkpoint import read_checkpoint_meta
@@ -95,7 +97,7 @@ def test_without_dask_the_cluster_scheduler_exits_2_with_the_install_command(tmp
         "installed here: pip install 'descend[cluster]'"
     ]
     assert not (tmp_path / "cmp").exists()
-    with pytest.raises(C.DescendError, match=r"pip install 'descend\[cluster\]'"):  # the library says the same
+    with pytest.raises(DescendError, match=r"pip install 'descend\[cluster\]'"):  # the library says the same
         C.run_comparison(C.make_plan({"dataset": str(data)}, optimizers=["sgd"], grid=[0.1], seeds=1),
                          tmp_path / "lib", scheduler="tcp://127.0.0.1:8786")  # fmt: skip
     assert not (tmp_path / "lib").exists()
@@ -175,13 +177,13 @@ def specs(data) -> list[C.RunSpec]:
 def test_a_resubmitted_run_resumes_from_its_checkpoint_and_a_finished_one_is_returned(tmp_path, specs) -> None:
     spec = specs[0]
     ref, run = tmp_path / "ref", tmp_path / "run"
-    C._train(spec.relpath, str(ref), spec.config)
+    W.train(spec.relpath, str(ref), spec.config)
     with pytest.raises(KeyboardInterrupt):  # the first attempt dies at epoch 4
-        C._train(spec.relpath, str(run), spec.config, callbacks=[_Die(3)])
+        W.train(spec.relpath, str(run), spec.config, callbacks=[_Die(3)])
     assert _rows(run / "metrics.csv") == 3 and not (run / "summary.json").exists()
     assert read_checkpoint_meta(run / "checkpoint")["config_sha256"] == spec.run_id == C.run_id(spec.config)
     began = _Began()
-    summary = C._train(spec.relpath, str(run), spec.config, callbacks=[began])  # resubmitted
+    summary = W.train(spec.relpath, str(run), spec.config, callbacks=[began])  # resubmitted
     assert began.at == [3]  # it continued from the checkpoint of epoch 3, not from scratch
     a, b = (json.loads((d / "summary.json").read_text()) for d in (ref, run))
     assert {k: v for k, v in a.items() if k != "wall_time"} == {k: v for k, v in b.items() if k != "wall_time"}
@@ -193,20 +195,20 @@ def test_a_resubmitted_run_resumes_from_its_checkpoint_and_a_finished_one_is_ret
     # Resubmitted once more (a duplicate retry): the finished run's summary comes back, nothing is touched.
     before = _snapshot(run)
     again = _Began()
-    assert C._train(spec.relpath, str(run), spec.config, callbacks=[again]) == summary
+    assert W.train(spec.relpath, str(run), spec.config, callbacks=[again]) == summary
     assert again.at == [] and _snapshot(run) == before
 
 
 def test_a_checkpoint_of_another_configuration_is_refused(tmp_path, specs) -> None:
     first, second = specs
-    C._train(first.relpath, str(tmp_path / "a"), first.config)
+    W.train(first.relpath, str(tmp_path / "a"), first.config)
     run = tmp_path / "b"
     with pytest.raises(KeyboardInterrupt):
-        C._train(second.relpath, str(run), second.config, callbacks=[_Die(2)])
+        W.train(second.relpath, str(run), second.config, callbacks=[_Die(2)])
     (run / "checkpoint").write_bytes((tmp_path / "a" / "checkpoint").read_bytes())  # another run's checkpoint
     before = _snapshot(run)
     with pytest.raises(C.ComparisonError) as e:
-        C._train(second.relpath, str(run), second.config)
+        W.train(second.relpath, str(run), second.config)
     assert str(e.value) == (
         f"{run / 'checkpoint'}: the checkpoint of another run (configuration hash {first.run_id[:12]}, this run's "
         f"{second.run_id[:12]}); the run directory was edited or copied: delete {run} to train this run again"
@@ -316,7 +318,7 @@ def cluster(tmp_path_factory):
     pytest.importorskip("distributed")
     home = tmp_path_factory.mktemp("cluster")
     env = {**os.environ, "PYTHONPATH": os.getcwd(), "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "3",
-           "DASK_TEMPORARY_DIRECTORY": str(home), **C._WORKER_ENV}  # fmt: skip
+           "DASK_TEMPORARY_DIRECTORY": str(home), **W.WORKER_ENV}  # fmt: skip
     procs: list[subprocess.Popen] = []
     logs = []
 

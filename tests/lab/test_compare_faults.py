@@ -130,12 +130,12 @@ WATCHED = textwrap.dedent(
         print(child.pid, flush=True)
         time.sleep(60)
     else:
-        from descend.lab import compare
+        from descend.lab import workers
         if sys.argv[2] == "watchdog":  # the portable fallback alone
             import threading
-            threading.Thread(target=compare._watch_parent, args=(os.getppid(), 0.05), daemon=True).start()
+            threading.Thread(target=workers._watch_parent, args=(os.getppid(), 0.05), daemon=True).start()
         else:  # prctl alone: the watchdog looks only once an hour
-            compare._die_with_parent(os.getppid(), interval=3600)
+            workers.die_with_parent(os.getppid(), interval=3600)
         open(sys.argv[3], "w").close()  # armed
         time.sleep(60)
     """

@@ -121,7 +121,9 @@ def test_trainer_evaluates_a_schedule_free_model_at_x_and_trains_at_y():
     got = trainer.evaluate((x, y))
     np.testing.assert_array_equal(model.params, y_weights)  # the training weights are back
     twin = nn.mlp(4, hidden=(6,), out=3, seed=0, dtype=np.float64)
-    twin.params[...] = dc.optim.schedule_free_eval_params(trainer.opt_state, model.params)
+    x_tree = dc.optim.schedule_free_eval_params(trainer.opt_state, model.named_parameters())  # the Trainer's tree
+    for name, view in twin.named_parameters().items():
+        view[...] = x_tree[name]
     twin.eval()
     expected = float(nn.CrossEntropyLoss().forward(twin.forward(x), y))
     assert got["loss"] == pytest.approx(expected, rel=1e-12)

@@ -192,7 +192,8 @@ def test_a_tensor_too_big_for_the_group_kernels_takes_the_per_tensor_kernels() -
         for g in grads:
             for p, gi in zip(params, g, strict=True):
                 p.grad = gi
-            opt.step()
+            with dc.config.using(fused=True):
+                opt.step()
             updates, state = tx.update.reference([gi.numpy() for gi in g], state, ours)
             ours = [a + u for a, u in zip(ours, updates, strict=True)]
         assert dict(_fast.calls) == {"numba": 3}
@@ -219,6 +220,25 @@ def test_the_default_backend_is_chosen_per_device_and_dtype() -> None:
         assert dict(_fast.calls) == ({"foreach": 4} if backend else {})
         runs.append(w)
     _equal(runs[0:1], runs[1:2])
+
+
+def test_a_group_of_several_dtypes_is_stepped_per_dtype() -> None:
+    dtypes = [torch.float32, torch.bfloat16, torch.float64, torch.float32]
+    runs = []
+    for fused in (True, False):
+        params = [p.to(d).requires_grad_() for p, d in zip(_params(torch.float64), dtypes, strict=True)]
+        opt = dtorch.SGD(params, lr=0.05, momentum=0.9, weight_decay=0.01, nesterov=True)
+        _fast.calls.clear()
+        with dc.config.using(fused=fused):
+            for t in range(4):
+                for p, g in zip(params, _grads(t, torch.float64), strict=True):
+                    p.grad = g.to(p.dtype)
+                opt.step()
+        runs.append((opt, params, dict(_fast.calls)))
+    (fast, fp, calls), (ref, rp, _) = runs
+    assert calls == {"numba": 8, "foreach": 4}  # float32 and float64 by the kernels, bfloat16 by foreach
+    _equal(fp, rp)
+    _same_state(fast, fp, ref, rp)
 
 
 def test_what_the_fast_path_does_not_cover_runs_the_reference_chain() -> None:
@@ -366,7 +386,8 @@ def test_the_step_benchmark_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     from benchmarks import torch_step
 
     monkeypatch.setattr(torch_step, "N", 20_000)
-    row = torch_step.measure("adam", "100 tensors", "cpu", threads=1, rounds=2, k=2, reference=True)
+    with dc.config.using(fused=True):
+        row = torch_step.measure("adam", "100 tensors", "cpu", threads=1, rounds=2, k=2, reference=True)
     assert row["n"] == 20_000 and row["descend_path"] == "numba"
     assert row["torch_ms"] == row["torch_default_ms"] > 0 and row["ratio"] > 0 and row["reference_ms"] > 0
 

@@ -204,3 +204,31 @@ def test_a_flat_vector_optimizer_still_trains_through_the_trainer():
     before = model.params.copy()
     trainer.fit((x, y), epochs=1, batch_size=32)
     assert not np.array_equal(before, model.params)
+
+
+@pytest.mark.parametrize("name", ["adamw", "adam", "momentum", "rmsprop", "adagrad", "nadam"])
+def test_weight_decay_by_rules_gives_the_bits_of_the_old_per_element_mask(name):
+    """The default rules (biases and norm layers spared) as two parameter groups on the tree: for an elementwise
+    optimizer, bitwise the old single optimizer with ``weight_decay = λ · decay_mask()`` on the flat buffer,
+    in-place (fused) and pure steps alike."""
+    a = nn.mlp(12, (8, 6), 3, batchnorm=True, seed=1)
+    b = a.copy()
+    new = ex.build_optimizer(ex.make_config(optimizer=name, lr=0.01, weight_decay=0.05), a, 1)
+    factory, fixed = ex.OPTIMIZERS[name]
+    old = getattr(dc.optim, factory)(**fixed, lr=0.01, weight_decay=(0.05 * b.decay_mask()).astype(np.float32))
+    tree, grads = a.named_parameters(), a.named_grads()
+    sa, sb = new.init(tree), old.init(b.params)
+    rng = np.random.default_rng(0)
+    for t in range(40):
+        g = rng.normal(size=a.params.shape).astype(np.float32)
+        a.grads[...] = g
+        b.grads[...] = g
+        if t % 4 == 0:
+            updates, sa = new.update(grads, sa, tree)
+            for k, p in tree.items():
+                np.add(p, updates[k], out=p)
+        else:
+            sa = fused.step(new, tree, grads, sa)
+        sb = fused.step(old, b.params, b.grads, sb)
+    np.testing.assert_array_equal(a.params, b.params)
+    assert isinstance(sa, dc.optim.PartitionState)
