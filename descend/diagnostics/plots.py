@@ -81,19 +81,34 @@ def plot_eos(runs: Sequence[Any], out: str | os.PathLike | None = None, title: s
 
 
 def plot_sharpness(
-    steps: Any, values: Any, out: str | os.PathLike | None = None, threshold: Any = None, label: str = "λ_max"
+    steps: Any,
+    values: Any,
+    out: str | os.PathLike | None = None,
+    threshold: Any = None,
+    label: str = "λ_max",
+    preconditioned: tuple[Any, Any] | None = None,
 ) -> Any:
-    """One sharpness curve against the step, with the stability threshold 2/η (a number or one per step)."""
-    fig, axes = _figure()
-    ax = axes[0, 0]
-    ax.plot(steps, values, color=COLORS[0], lw=1.4, label=label)
-    if threshold is not None:
-        thr = np.broadcast_to(np.asarray(threshold, dtype=np.float64), np.shape(steps))
-        ax.plot(steps, thr, color="black", ls="--", lw=1.0, label="2/η")
-    ax.set_xlabel("step")
-    ax.set_ylabel("sharpness")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    """A sharpness curve against the step with its threshold 2/η (a number or one per step, dashed).
+
+    ``preconditioned``: ``(values, thresholds)`` of Adam's λ_max(P⁻¹H) and 38/η, drawn in a second panel.
+    """
+    panels = 2 if preconditioned is not None else 1
+    fig, axes = _figure(panels, 1, size=(7.0, 3.2 * panels + 0.8), sharex=True)
+    series = [(values, threshold, label, "2/η")]
+    if preconditioned is not None:
+        series.append((preconditioned[0], preconditioned[1], "λ_max(P⁻¹H), Adam", "(2 + 2β₁)/((1 − β₁)η)"))
+    for ax, (vals, thr, name, thr_name) in zip(axes[:, 0], series, strict=True):
+        ax.plot(steps, vals, color=COLORS[0], lw=1.4, label=name)
+        if thr is not None:
+            t = np.broadcast_to(np.asarray(thr, dtype=np.float64), np.shape(steps))
+            ax.plot(steps, t, color="black", ls="--", lw=1.0, label=thr_name)
+            v = np.asarray(vals, dtype=np.float64)
+            if np.nanmax(t) > 10 * np.nanmax(np.abs(v)) and np.nanmin(v) > 0:
+                ax.set_yscale("log")  # far below the threshold: a log scale shows both
+        ax.set_ylabel("sharpness")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[-1, 0].set_xlabel("step")
     return _save(fig, out)
 
 

@@ -218,7 +218,12 @@ def _figures(run: Path, result, density, top, alphas, line, grid, history) -> di
     if rows:
         steps = [r["step"] for r in rows]
         thr = [r.get("threshold") or math.nan for r in rows]
-        plots.plot_sharpness(steps, [r["sharpness"] for r in rows], run / FIGURES["sharpness"], threshold=thr)
+        pre = None
+        if all(r.get("preconditioned_sharpness") is not None for r in rows):
+            pre = ([r["preconditioned_sharpness"] for r in rows], [r.get("adam_threshold") or math.nan for r in rows])
+        plots.plot_sharpness(
+            steps, [r["sharpness"] for r in rows], run / FIGURES["sharpness"], threshold=thr, preconditioned=pre
+        )
         figs["sharpness"] = FIGURES["sharpness"]
     return figs
 
@@ -278,7 +283,20 @@ def explain(result: dict[str, Any], config: dict[str, Any]) -> dict[str, str]:
         "mean ill-conditioning (one direction far steeper than another), which makes gradient descent zig-zag."
     )
     rows = [r for r in result["history"].get("sharpness", []) if r.get("sharpness") is not None]
-    if rows:
+    if rows and rows[-1].get("preconditioned_sharpness") is not None and rows[-1].get("adam_threshold"):
+        last = rows[-1]
+        pre, thr = last["preconditioned_sharpness"], last["adam_threshold"]
+        where = (
+            "reached it: the step size, not the data, now limits progress (Adam at the edge of stability)"
+            if pre >= 0.9 * thr
+            else "stayed below it: the step size was stable for the curvature training met"
+        )
+        out["sharpness"] = (
+            f"For Adam the curvature that matters is the preconditioned sharpness λ_max(P⁻¹H) (last {pre:.3g}), "
+            f"whose threshold is (2 + 2β₁)/((1 − β₁)η) = {thr:.3g}; it {where}. The plain λ_max (last "
+            f"{last['sharpness']:.3g}) is shown above it."
+        )
+    elif rows:
         last = rows[-1]
         thr = last.get("threshold")
         if thr and last["sharpness"] >= 0.9 * thr:

@@ -381,7 +381,6 @@ class Softmax(_Activation):
 class Identity(_Activation):
     """``y = x``; ``dx = dout``."""
 
-
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._cache = np.shape(x)
         return x

@@ -118,7 +118,6 @@ class Linear(Module):
 class Flatten(Module):
     """Merge dims ``start_dim..end_dim`` (default: all but the batch dim), as ``torch.nn.Flatten``."""
 
-
     def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
         super().__init__()
         for name, v in (("start_dim", start_dim), ("end_dim", end_dim)):
@@ -150,7 +149,6 @@ class Flatten(Module):
 
 class Reshape(Module):
     """Reshape every sample to ``shape`` (the batch dim is kept): ``(N, 784) → (N, 1, 28, 28)``."""
-
 
     def __init__(self, *shape: int) -> None:
         super().__init__()
@@ -185,7 +183,6 @@ class Dropout(Module):
     ``np.random.Generator`` or int seed; without one, the enclosing container
     hands this layer a child generator spawned from its own stream.
     """
-
 
     def __init__(self, p: float = 0.5, rng: Any = None) -> None:
         super().__init__()

@@ -185,7 +185,7 @@ def _validate_no_decay(cfg: dict[str, Any]) -> None:
         return
     if isinstance(value, str) or not isinstance(value, list | tuple):
         raise ParameterError(
-            f"config: no_decay must be a list of selectors, each {SELECTOR_FORMS} (e.g. [\"bias\", \"norm\"]), "
+            f'config: no_decay must be a list of selectors, each {SELECTOR_FORMS} (e.g. ["bias", "norm"]), '
             f"got {value!r}"
         )
     for item in value:

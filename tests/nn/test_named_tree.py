@@ -63,3 +63,20 @@ def test_decays_errors_name_what_was_wrong():
         model.decays("bias")
     with pytest.raises(ParameterError, match=r"a rule.s selector must be a role .* got 3"):
         model.decays([3])
+
+
+class _Table(nn.Module):
+    """A minimal embedding table: its parameters carry the role ``embedding``."""
+
+    role = "embedding"
+
+    def __init__(self, rng=0):
+        super().__init__()
+        self._add_param("weight", (6, 3), "normal")
+        self._build(rng)
+
+
+def test_a_layer_role_reaches_the_rules():
+    model = nn.Sequential(_Table(), nn.Linear(3, 2))
+    assert model.param_roles()["0.weight"] == {"embedding"}
+    assert model.decays(["embedding", "bias"]) == {"0.weight": False, "1.weight": True, "1.bias": False}

@@ -92,7 +92,7 @@ def test_rule_errors_name_what_was_wrong():
         dc.optim.Rules([("norm", 1)], default=0).table(tree)
     with pytest.raises(ParameterError, match=r"parameter 'encoder\.weight' matches no rule \(bias\)"):
         dc.optim.Rules([("bias", 1)]).table(tree)
-    with pytest.raises(ParameterError, match="selector 're:(' is not a valid regular expression"):
+    with pytest.raises(ParameterError, match=r"selector 're:\(' is not a valid regular expression"):
         dc.optim.Rules([("re:(", 1)])
     with pytest.raises(ParameterError, match="selector 'ndim~2' is not an ndim comparison like ndim<2"):
         dc.optim.Rules([("ndim~2", 1)])

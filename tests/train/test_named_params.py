@@ -232,3 +232,17 @@ def test_weight_decay_by_rules_gives_the_bits_of_the_old_per_element_mask(name):
         sb = fused.step(old, b.params, b.grads, sb)
     np.testing.assert_array_equal(a.params, b.params)
     assert isinstance(sa, dc.optim.PartitionState)
+
+
+def test_no_decay_in_an_experiment_file_round_trips(tmp_path):
+    from descend.lab import compare
+
+    path = tmp_path / "experiment.toml"
+    path.write_text('no_decay = ["bias", "head"]\noptimizers = ["sgd"]\nepochs = 2\n')
+    plan = compare.make_plan(**compare.read_experiment(path))
+    assert plan["base"]["no_decay"] == ["bias", "head"]
+    assert 'no_decay = ["bias", "head"]' in compare.plan_to_toml(plan)
+    assert "--no-decay bias,head" in compare.plan_to_command(plan)
+    path.write_text('no_decay = "bias"\n')
+    with pytest.raises(dc.errors.DescendError, match="no_decay must be a list of selectors"):
+        compare.make_plan(**compare.read_experiment(path))
