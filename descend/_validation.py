@@ -128,10 +128,12 @@ WEIGHT_DECAY = AnyOf(
     _Describe("in [0, inf)", NONNEGATIVE.accepts),
     _Describe(
         "an array of such values",
-        lambda v: hasattr(v, "dtype")
-        and getattr(v, "ndim", 0) > 0
-        and v.dtype.kind in "fiu"
-        and bool(((v >= 0) & (v < float("inf"))).all()),
+        lambda v: (
+            hasattr(v, "dtype")
+            and getattr(v, "ndim", 0) > 0
+            and v.dtype.kind in "fiu"
+            and bool(((v >= 0) & (v < float("inf"))).all())
+        ),
     ),
 )
 LEARNING_RATE = AnyOf(

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from descend._validation import NONNEGATIVE, WEIGHT_DECAY, check
+from descend.errors import ParameterError
 from descend.optim._backend import namespace
 from descend.optim.base import GradientTransformation, identity, stateless
 from descend.optim.tree import Tree, tree_map
@@ -41,8 +42,21 @@ def add_decayed_weights(weight_decay: float | np.ndarray = 0.0) -> GradientTrans
         if not weight_decay.any():
             return identity()
         per_dtype: dict[np.dtype, np.ndarray] = {}
+        fits: set[tuple[int, ...]] = set()
 
         def decay(u: np.ndarray, p: np.ndarray) -> np.ndarray:
+            if p.shape not in fits:
+                try:
+                    if np.broadcast_shapes(weight_decay.shape, p.shape) != p.shape:
+                        raise ValueError
+                except ValueError:
+                    raise ParameterError(
+                        f"add_decayed_weights: a weight_decay array must broadcast to each parameter, got shape "
+                        f"{weight_decay.shape} for a parameter of shape {p.shape}; with a model's named parameters "
+                        "route the decay by rules instead: partition({'decay': opt(weight_decay=λ), 'no_decay': "
+                        "opt(weight_decay=0)}, Rules(...)) or descend train --no-decay"
+                    ) from None
+                fits.add(p.shape)
             wd = per_dtype.get(p.dtype)
             if wd is None:  # cast once per dtype, so float32 params stay float32
                 wd = per_dtype[p.dtype] = weight_decay.astype(p.dtype)

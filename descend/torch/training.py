@@ -29,6 +29,7 @@ so a run leaves the caller's torch RNG state as it found it.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 import os
 import time
@@ -96,8 +97,11 @@ def build_optimizer(cfg: dict[str, Any], model: torch.nn.Module, steps_per_epoch
             )
         kwargs["weight_decay"] = cfg["weight_decay"]
     named = list(model.named_parameters())
-    if kwargs.get("weight_decay"):  # weights decay, biases and norm layers do not (as decay_mask in NumPy)
-        mask = decays(model)
+    no_decay = cfg.get("no_decay")
+    if kwargs.get("weight_decay") is None and no_decay is not None and "weight_decay" in allowed:
+        kwargs["weight_decay"] = inspect.signature(cls).parameters["weight_decay"].default  # as the NumPy backend
+    if kwargs.get("weight_decay"):  # the no_decay rules (default biases and norm layers) spare what they select
+        mask = decays(model, no_decay)
         wd = kwargs.pop("weight_decay")
         groups = [
             {"params": [p for n, p in named if mask[n]], "weight_decay": wd},
@@ -195,6 +199,7 @@ class TorchTrainer:
         seed: int = 0,
         l1: float = 0.0,
         l2: float = 0.0,
+        no_decay: Any = None,
         telemetry_every: int = 10,
         checkpoint_every: int = 1,
     ):
@@ -215,7 +220,7 @@ class TorchTrainer:
         self.device = named[0][1].device
         self._params = [p for _, p in named]
         self.num_parameters = sum(p.numel() for p in self._params)
-        mask = decays(model)
+        mask = decays(model, no_decay)
         self._penalized = [p for n, p in named if mask[n]] if (self.l1 or self.l2) else []
         # A layer is a parameter name up to its last dot ("1.weight", "1.bias" -> "1"), as in descend.train.telemetry.
         self.layers: list[str] = []
@@ -621,6 +626,7 @@ def run_torch(
         seed=config["seed"],
         l1=config["l1"],
         l2=config["l2"],
+        no_decay=config["no_decay"],
     )
     if record is not None:  # everything is built and checked: record the extension / allowed change, then train
         ex._write_json_atomic(out / CONFIG, {**config, **record})

@@ -190,11 +190,6 @@ def _validate_no_decay(cfg: dict[str, Any]) -> None:
         )
     for item in value:
         selector(item, "config: no_decay")
-    if cfg["backend"] == "torch" and list(value) != ["bias", "norm"]:
-        raise ParameterError(
-            f"config: no_decay {list(value)!r} is not supported with backend 'torch' yet (its parameter groups "
-            "spare biases and norm layers); leave no_decay unset or use backend 'numpy'"
-        )
 
 
 def _is_csv(path: Any) -> bool:

@@ -99,3 +99,16 @@ def test_lr_find_applies_the_penalty() -> None:
         result = lr_range_test(net, "cross_entropy", "sgd", (x, y), steps=20, batch_size=16, max_lr=1.0, l2=l2)
         runs.append(result.losses)
     assert runs[0][0] == runs[1][0] and not np.array_equal(runs[0][5:], runs[1][5:])
+
+
+def test_a_flat_decay_array_on_a_tree_of_parameters_is_one_clear_error() -> None:
+    """The flat-buffer idiom ``weight_decay=λ * model.decay_mask()`` on the named tree the Trainer now passes."""
+    import descend as dc
+    from descend.errors import ParameterError
+
+    model = dc.nn.presets.mlp(4, (3,), 2, seed=0)
+    params = dict(model.named_parameters())
+    tx = dc.optim.sgd(lr=0.1, weight_decay=1e-2 * model.decay_mask())
+    grads = {k: np.ones_like(v) for k, v in params.items()}
+    with pytest.raises(ParameterError, match=r"must broadcast to each parameter, got shape \(\d+,\) for a parameter"):
+        tx.update(grads, tx.init(params), params)

@@ -132,6 +132,9 @@ RECIPES = {
         early_stopping=2,
         epochs=8,
     ),
+    "no_decay rules: the first layer and the biases are spared": dict(
+        optimizer="adamw", lr=1e-2, schedule="exponential", weight_decay=0.1, l2=1e-3, no_decay=["bias", "1.*"]
+    ),
     "rmsprop, step decay, full batch": dict(
         optimizer="rmsprop", lr=1e-2, schedule="step", schedule_args={"step_size": 2}, batch_size=None
     ),
