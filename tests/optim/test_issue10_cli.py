@@ -11,7 +11,7 @@ import descend as dc
 from descend import nn
 from descend.cli.main import main
 from descend.errors import ParameterError
-from descend.train import Trainer
+from descend.train import Trainer, load_checkpoint
 from tests.helpers import blobs
 
 TRAINS = [
@@ -52,14 +52,23 @@ def test_descend_train_with_weight_decay_on_the_weights_only(name, tmp_path, cap
     assert code == 0, err
 
 
-def test_descend_train_muon_without_a_layout_is_one_clear_error(tmp_path, capsys):
-    data = blobs(tmp_path / "blobs.npz", n=60)
-    code = main(["train", "--quiet", "--dataset", str(data), "--epochs", "1", "--optimizer", "muon",
-                 "--out", str(tmp_path / "run")])  # fmt: skip
-    _, err = capsys.readouterr()
-    if code == 0:  # build_optimizer passes the model's layout: Muon on the model's matrices
-        return
-    assert code == 2 and "descend: error: muon: params is one flat vector" in err
+@pytest.mark.parametrize(("model", "matrices"), [
+    ("mlp", {"1.weight": (8, 40), "3.weight": (3, 8)}),
+    ("cnn", {"1.weight": (32, 1, 5), "4.weight": (64, 32, 5), "8.weight": (8, 640), "10.weight": (3, 8)}),
+])  # fmt: skip
+def test_descend_train_muon_keeps_momentum_per_matrix_and_adamw_for_the_rest(tmp_path, capsys, model, matrices):
+    """Muon orthogonalizes each weight matrix (conv kernels flattened when it steps them); biases go to AdamW."""
+    data = blobs(tmp_path / "blobs.npz", n=60, features=40)
+    out = tmp_path / "run"
+    code = main(["train", "--quiet", "--dataset", str(data), "--model", model, "--hidden", "8", "--epochs", "1",
+                 "--optimizer", "muon", "--lr", "0.02", "--out", str(out)])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    arrays, _ = load_checkpoint(out / "checkpoint")
+    prefix = "optimizer/0.inner_states."
+    momentum = {k.split("momentum_buffer.")[1]: v.shape for k, v in arrays.items() if "momentum_buffer." in k}
+    assert momentum == matrices
+    adam = {k.split("exp_avg.")[1] for k in arrays if k.startswith(prefix + "adamw.0.exp_avg.")}
+    assert adam == {name.replace("weight", "bias") for name in matrices}
 
 
 def _data(n=96, d=6, k=3, seed=0):
