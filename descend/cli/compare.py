@@ -212,12 +212,14 @@ def run_compare(args: argparse.Namespace) -> int:
         path = report.write_report(comparison)
         print(f"report: {path.resolve()}")
     if comparison.plan["base"].get("track_sharpness"):
-        from descend.diagnostics.compare import write_sharpness_figure
+        from descend.diagnostics.compare import FIGURE, sharpness_curves, write_sharpness_figure
 
-        figure, last = write_sharpness_figure(comparison)
-        if figure is not None:
-            print("final sharpness λ_max: " + ", ".join(f"{k} {v:.4g}" for k, v in last.items()))
-            print(f"sharpness: {figure.resolve()}")
+        if args.no_report:  # otherwise the report has drawn it
+            write_sharpness_figure(comparison)
+        curves = sharpness_curves(comparison)
+        if curves:
+            print("final sharpness λ_max: " + ", ".join(f"{k} {v[-1]:.4g}" for k, (_, v) in curves.items()))
+            print(f"sharpness: {(comparison.root / FIGURE).resolve()}")
     print(f"runs: {out / compare.RUNS}")
     return 0
 

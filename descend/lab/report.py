@@ -768,6 +768,12 @@ def write_report(comparison: Comparison, out: str | os.PathLike | None = None) -
     save("gradient_flow", _gradient_figure(plt, comparison))
     fig, stops, clipped = _overfitting_figure(plt, comparison)
     save("overfitting", fig)
+    if comparison.plan["base"].get("track_sharpness"):  # descend compare --diagnostics K
+        from descend.diagnostics.compare import write_sharpness_figure
+
+        figure, _ = write_sharpness_figure(comparison)
+        if figure is not None:
+            images["sharpness"] = base64.b64encode(figure.read_bytes()).decode("ascii")
     findings = gradient_findings(comparison)
     extras = _Extras(uncertainty(comparison), protocol_warnings(comparison), clipped)
     atomic_write_text(out / REPORT_DATA, _json_script(_data(comparison, findings, stops, extras)) + "\n")
@@ -1041,6 +1047,18 @@ the modules without parameters: activations, dropout, pooling).</p>
 accuracy (right). A growing gap is overfitting.{_clipped_html(extras.clipped)}</p>
 {_stops_html(stops, base["epochs"], patience)}
 {img("overfitting", "train/validation gap against epoch")}</section>""",
+        *(
+            [
+                f"""<section id="sharpness"><h2>Sharpness</h2>
+<p class="caption">The largest eigenvalue λ_max of the loss's Hessian (the curvature in its steepest direction),
+measured every {base["track_sharpness"]} steps along each optimizer's run at its selected learning rate. Gradient
+descent is stable only while λ_max stays below 2/η: a curve that climbs to that line and stays there is limited by
+its step size, not by the data (docs/diagnostics.md).</p>
+{img("sharpness", "largest Hessian eigenvalue against step, per optimizer")}</section>"""
+            ]
+            if "sharpness" in images
+            else []
+        ),
         f"""<section id="configuration"><h2>Configuration and reproduction</h2>
 <p class="caption">Reproduce this comparison (the same plan, run directories and report):</p>
 <pre id="reproduce">{_esc(reproduce)}</pre>

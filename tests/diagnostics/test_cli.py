@@ -95,3 +95,16 @@ def test_compare_with_diagnostics_draws_sharpness_per_optimizer(tmp_path, capsys
         rows = (out / "runs" / name / "lr=5e-02" / "seed=0" / "sharpness.csv").read_text().splitlines()
         assert rows[0].startswith("step,epoch,lr,sharpness") and len(rows) > 2
     assert "final sharpness λ_max: sgd (lr 0.05)" in stdout
+
+
+def test_compare_report_embeds_the_sharpness_figure(tmp_path, capsys):
+    """With --diagnostics the report has a Sharpness section with the figure inline, drawn once."""
+    data = blobs(tmp_path / "blobs.npz", n=120)
+    out = tmp_path / "cmp"
+    argv = ["--dataset", str(data), "--hidden", "6", "--optimizers", "sgd,adam", "--lrs", "0.05", "--seeds", "1"]
+    argv += ["--epochs", "2", "--batch-size", "16", "--diagnostics", "2", "--workers", "1"]
+    code, stdout, err = cli(capsys, "compare", *argv, "--quiet", "--out", str(out))
+    assert code == 0, err
+    page = (out / "report.html").read_text()
+    assert '<section id="sharpness">' in page and 'id="fig-sharpness"' in page and "2/η" in page
+    assert (out / "sharpness.png").stat().st_size > 5000 and "sharpness: " in stdout
