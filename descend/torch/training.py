@@ -32,7 +32,6 @@ import contextlib
 import inspect
 import math
 import os
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import SimpleNamespace
@@ -42,26 +41,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from descend._validation import BOOL, Interval, check
+from descend._validation import Interval, check
 from descend.errors import DescendError, ParameterError
 from descend.optim.learning_rate import resolve_lr
 from descend.torch.models import build_model, decays
 from descend.torch.optimizers import CLASSES, class_name
 from descend.train import callbacks as C
 from descend.train import experiment as ex
-from descend.train import lock
-from descend.train.checkpoint import CheckpointError, config_hash, load_checkpoint, save_checkpoint
-from descend.train.metrics import MetricsWriter
+from descend.train.checkpoint import CheckpointError
 from descend.train.trainer import (
-    CHECKPOINT,
     CONFIG,
     LAST_PARAMS,
-    METRICS,
     History,
+    TrainingLoop,
     _as_xy,
-    _columns,
-    _keyed,
-    _write_json,
 )
 
 #: Checkpoint array names of the torch generators' states (CPU, and the CUDA device's when training on one).
@@ -89,26 +82,19 @@ def build_optimizer(cfg: dict[str, Any], model: torch.nn.Module, steps_per_epoch
         )
     rate = ex.build_schedule(cfg, steps_per_epoch) if lr is None else lr
     kwargs = {**fixed, **cfg["optimizer_args"]}
-    if cfg["weight_decay"] is not None:
-        if "weight_decay" not in allowed:
-            raise ParameterError(
-                f"config: {cfg['optimizer']} has no weight decay (got weight_decay={cfg['weight_decay']!r}); "
-                f"its options: {', '.join(allowed)}"
-            )
-        kwargs["weight_decay"] = cfg["weight_decay"]
     named = list(model.named_parameters())
-    no_decay = cfg.get("no_decay")
-    if kwargs.get("weight_decay") is None and no_decay is not None and "weight_decay" in allowed:
-        kwargs["weight_decay"] = inspect.signature(cls).parameters["weight_decay"].default  # as the NumPy backend
-    if kwargs.get("weight_decay"):  # the no_decay rules (default biases and norm layers) spare what they select
-        mask = decays(model, no_decay)
-        wd = kwargs.pop("weight_decay")
+    signature = inspect.signature(cls).parameters
+    wd, mask = ex._weight_decay_plan(cfg, kwargs, allowed, signature, lambda no_decay: decays(model, no_decay))
+    if mask is not None:  # the no_decay rules (default biases and norm layers) spare what they select
+        kwargs.pop("weight_decay", None)
         groups = [
             {"params": [p for n, p in named if mask[n]], "weight_decay": wd},
             {"params": [p for n, p in named if not mask[n]], "weight_decay": 0.0},
         ]
         params: Any = [g for g in groups if g["params"]]
     else:
+        if wd is not None:  # the optimizer's own default when --no-decay routed it (as the NumPy backend)
+            kwargs["weight_decay"] = wd
         params = [p for _, p in named]
     return cls(params, lr=rate, **kwargs)
 
@@ -175,7 +161,7 @@ def _tensor(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(a if a.flags.writeable and a.flags.c_contiguous else np.array(a, copy=True, order="C"))
 
 
-class TorchTrainer:
+class TorchTrainer(TrainingLoop):
     """Train a ``torch.nn`` classifier with a :mod:`descend.torch` optimizer, as :class:`descend.train.Trainer`
     trains a descend model: the same per-epoch logs and ``metrics.csv`` columns, checkpoints, callbacks
     and resume.
@@ -312,41 +298,24 @@ class TorchTrainer:
 
     # ------------------------------------------------------------------- train
 
-    def fit(
-        self,
-        train: Any,
-        validation: Any = None,
-        *,
-        epochs: int = 1,
-        batch_size: int | None = 32,
-        shuffle: bool = True,
-        resume: bool = False,
-        config: dict[str, Any] | None = None,
-    ) -> History:
-        """Train for ``epochs`` epochs (in total, counting those of a resumed run)."""
-        from descend.data import Loader
+    _owner = "TorchTrainer"
 
-        check("fit", "epochs", epochs, Interval(1, None, integer=True))
-        if batch_size is not None:
-            check("fit", "batch_size", batch_size, Interval(1, None, integer=True))
-        check("fit", "shuffle", shuffle, BOOL)
-        check("fit", "resume", resume, BOOL)
+    def _load_train(self, train: Any) -> tuple[Any, int]:
         self._x, self._y = self._tensors(train, "train")
-        if len(self._x) == 0:
-            raise ParameterError("fit: the training set is empty")
-        if validation is not None:
-            validation = self._tensors(validation, "validation")
-        self.epochs = int(epochs)
         # Batches of sample indices, in the order the NumPy backend's Loader((x, y), ...) draws them.
-        self.loader = Loader(np.arange(len(self._x)), batch_size, shuffle=shuffle, seed=self.seed)
-        self.batches_per_epoch = len(self.loader)
-        if config is not None:
-            self.config = config
-        if resume and self.run_dir is None:
-            raise ParameterError("fit: resume=True needs a run_dir")
-        held = lock.hold(self.run_dir, "TorchTrainer.fit") if self.run_dir is not None else contextlib.nullcontext()
-        with held, self._own_rng():
-            return self._fit(validation, resume)
+        return np.arange(len(self._x)), len(self._x)
+
+    def _load_validation(self, validation: Any) -> Any:
+        return None if validation is None else self._tensors(validation, "validation")
+
+    def _run_context(self) -> contextlib.AbstractContextManager:
+        return self._own_rng()
+
+    def _weights(self) -> np.ndarray:
+        return self.flat_params()
+
+    def _metric_layers(self) -> list[str]:
+        return self.layers
 
     @contextlib.contextmanager
     def _own_rng(self) -> Iterator[None]:
@@ -360,49 +329,6 @@ class TorchTrainer:
                 with torch.cuda.device(devices[0]):
                     torch.cuda.manual_seed(self.seed)
             yield
-
-    def _fit(self, validation: Any, resume: bool) -> History:
-        writer = None
-        self.stop_training = False
-        self.checkpoint_weights, self._last_params = "last", None
-        if self.run_dir is not None and self.config is not None and not resume:
-            _write_json(self.run_dir / CONFIG, self.config)
-        if resume:
-            self._restore()
-        if self.run_dir is not None:
-            writer = MetricsWriter(self.run_dir / METRICS, _columns(self.layers, validation is not None))
-            if resume:
-                writer.truncate_after(self.epoch)
-        for cb in self.callbacks:
-            cb.on_train_begin(self)
-        t_start = time.perf_counter() - self.wall_time
-        logs: dict[str, float] = {}
-        while self.epoch < self.epochs and not self.stop_training:
-            for cb in self.callbacks:
-                cb.on_epoch_begin(self, self.epoch)
-            logs = self._train_epoch()
-            if validation is not None and not self.diverged:
-                logs.update({f"val_{k}": v for k, v in self.evaluate(validation).items()})
-            self.epoch += 1
-            self.wall_time = time.perf_counter() - t_start
-            logs = {"epoch": self.epoch, "step": self.step, "time": self.wall_time, **logs}
-            self.history.append(logs)
-            for cb in self.callbacks:
-                cb.on_epoch_end(self, self.epoch - 1, logs)
-            if writer is not None:
-                writer.append(logs)
-            if self.run_dir is not None and self.epoch % self.checkpoint_every == 0:
-                self.save()
-        last = self.flat_params() if self.run_dir is not None else None
-        for cb in self.callbacks:
-            cb.on_train_end(self, logs)
-        if self.run_dir is not None:
-            # As in NumPy: the final checkpoint holds the weights the run reports (restored best ones), with
-            # the last epoch's beside them when they differ, which a resumed run continues from.
-            self._last_params = None if np.array_equal(last, self.flat_params()) else last
-            if self._last_params is not None or self._saved != self._save_token():
-                self.save()
-        return self.history
 
     def _train_epoch(self) -> dict[str, float]:
         model, opt, params = self.model, self.optimizer, self._params
@@ -493,13 +419,7 @@ class TorchTrainer:
 
     # ------------------------------------------------------------ checkpoints
 
-    def save(self, path: str | os.PathLike | None = None) -> Path:
-        """Write parameters, optimizer state, RNG states and counters atomically (an ``.npz``, no pickle)."""
-        own = path is None
-        if path is None:
-            if self.run_dir is None:
-                raise ParameterError("save: give a path or construct the TorchTrainer with run_dir")
-            path = self.run_dir / CHECKPOINT
+    def _checkpoint_parts(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, Any], dict[str, Any]]:
         arrays = {f"model/{k}": v.detach().cpu().numpy() for k, v in self.model.state_dict().items()}
         scalars: dict[str, dict[str, Any]] = {}
         for index, state in self.optimizer.state_dict()["state"].items():
@@ -508,44 +428,13 @@ class TorchTrainer:
                     arrays[f"{_OPTIMIZER}{index}/{key}"] = value.detach().cpu().numpy()
                 else:  # a Python scalar or string (descend's own layout): JSON
                     scalars.setdefault(str(index), {})[key] = value
-        keyed = _keyed(self.callbacks)
-        for key, cb in keyed.items():
-            arrays.update({f"callbacks/{key}/{name}": np.asarray(a) for name, a in cb.state_arrays().items()})
-        if self._last_params is not None:
-            arrays[LAST_PARAMS] = self._last_params
-        arrays[RNG_CPU] = torch.get_rng_state().numpy()
+        rngs = {RNG_CPU: torch.get_rng_state().numpy()}
         if self.device.type == "cuda":
-            arrays[RNG_CUDA] = torch.cuda.get_rng_state(self.device).numpy()
-        meta = {
-            "backend": "torch",
-            "device": str(self.device),
-            "epoch": self.epoch,
-            "step": self.step,
-            "epochs_total": self.epochs,
-            "wall_time": self.wall_time,
-            "diverged": self.diverged,
-            "stop_training": self.stop_training,
-            "weights": self.checkpoint_weights,
-            "loader": self.loader.state() if self.loader is not None else None,
-            "lr_scale": self.lr_scale,
-            "optimizer_scalars": scalars,
-            "callbacks": {key: cb.state_dict() for key, cb in keyed.items()},
-            "history": self.history.rows,
-        }
-        if self.config is not None:
-            meta["config"] = self.config
-            meta["config_sha256"] = config_hash(self.config)
-        written = save_checkpoint(path, arrays, meta)
-        if own:
-            self._saved = self._save_token()
-        return written
+            rngs[RNG_CUDA] = torch.cuda.get_rng_state(self.device).numpy()
+        first = {"backend": "torch", "device": str(self.device)}
+        return arrays, rngs, first, {"lr_scale": self.lr_scale, "optimizer_scalars": scalars}
 
-    def _save_token(self) -> tuple[int, bool, str]:
-        return (self.epoch, self.stop_training, self.checkpoint_weights)
-
-    def _restore(self, path: str | os.PathLike | None = None) -> None:
-        path = Path(path) if path is not None else self.run_dir / CHECKPOINT
-        arrays, meta = load_checkpoint(path)
+    def _load_weights(self, path: Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
         if meta.get("backend", "numpy") != "torch":
             raise CheckpointError(
                 f"checkpoint {path} was written by the {meta.get('backend', 'numpy')} backend; resume it with "
@@ -568,27 +457,13 @@ class TorchTrainer:
             raise CheckpointError(f"checkpoint {path} does not fit this model and optimizer: {exc}") from None
         if LAST_PARAMS in arrays:  # the final checkpoint of a run that restored other weights: train on from these
             self.set_flat_params(arrays[LAST_PARAMS])
-        self.epoch, self.step = int(meta["epoch"]), int(meta["step"])
-        self.wall_time = float(meta.get("wall_time", 0.0))
-        self.diverged = bool(meta.get("diverged", False))
-        self.stop_training = bool(meta.get("stop_training", False))
-        if self.loader is not None and meta.get("loader") is not None:
-            self.loader.set_state(meta["loader"])
-        saved_cbs = meta.get("callbacks", {})
-        for key, cb in _keyed(self.callbacks).items():
-            if key in saved_cbs:
-                cb.load_state_dict(saved_cbs[key])
-            prefix = f"callbacks/{key}/"
-            cb_arrays = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
-            if cb_arrays:
-                cb.load_state_arrays(cb_arrays)
+
+    def _load_extra(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
         self.set_lr_scale(float(meta.get("lr_scale", 1.0)))
         if RNG_CPU in arrays:
             torch.set_rng_state(_tensor(arrays[RNG_CPU]))
         if RNG_CUDA in arrays and self.device.type == "cuda":
             torch.cuda.set_rng_state(_tensor(arrays[RNG_CUDA]), self.device)
-        self.history = History(meta.get("history", []))
-        self._saved = self._save_token()
 
 
 def _scaled(rate: Any, scale: float) -> Any:

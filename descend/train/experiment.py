@@ -18,7 +18,7 @@ import inspect
 import json
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -385,6 +385,36 @@ def build_schedule(cfg: dict[str, Any], steps_per_epoch: int):
     return S.warmup_cosine_decay(0.0, lr, warmup, total)
 
 
+def _weight_decay_plan(
+    cfg: dict[str, Any],
+    kwargs: dict[str, Any],
+    allowed: Sequence[str],
+    signature: Mapping[str, inspect.Parameter],
+    decays: Callable[[Any], dict[str, bool]],
+) -> tuple[Any, dict[str, bool] | None]:
+    """Which weight decay applies and to which parameters, for both backends' ``build_optimizer``.
+
+    ``cfg["weight_decay"]``, when given, goes into ``kwargs`` (an error naming ``allowed`` when the optimizer has
+    none). The decay that applies is ``kwargs``' one; with ``no_decay`` given and none set, the optimizer's own
+    default (``signature``'s) is routed by the rules too. Returns ``(decay, {name: decays?})``, the mapping from
+    ``decays(no_decay)``, or ``(decay, None)`` when no decay applies (None or 0).
+    """
+    if cfg["weight_decay"] is not None:
+        if "weight_decay" not in allowed:
+            raise ParameterError(
+                f"config: {cfg['optimizer']} has no weight decay (got weight_decay={cfg['weight_decay']!r}); "
+                f"its options: {', '.join(allowed)}"
+            )
+        kwargs["weight_decay"] = cfg["weight_decay"]
+    no_decay = cfg.get("no_decay")
+    wd = kwargs.get("weight_decay")
+    if wd is None and no_decay is not None and "weight_decay" in allowed:
+        wd = signature["weight_decay"].default  # --no-decay given: route the optimizer's own decay too
+    if not wd:
+        return wd, None
+    return wd, decays(no_decay)
+
+
 def build_optimizer(cfg: dict[str, Any], model, steps_per_epoch: int, lr: Any = None):
     """The optimizer of the configuration over the model's named parameter tree (``model.named_parameters()``).
 
@@ -408,20 +438,9 @@ def build_optimizer(cfg: dict[str, Any], model, steps_per_epoch: int, lr: Any = 
         )
     rate = build_schedule(cfg, steps_per_epoch) if lr is None else lr
     kwargs = {**fixed, **cfg["optimizer_args"], "lr": rate}
-    if cfg["weight_decay"] is not None:
-        if "weight_decay" not in signature:
-            raise ParameterError(
-                f"config: {cfg['optimizer']} has no weight decay (got weight_decay={cfg['weight_decay']!r}); "
-                f"its options: {', '.join(allowed)}"
-            )
-        kwargs["weight_decay"] = cfg["weight_decay"]
-    no_decay = cfg.get("no_decay")
-    wd = kwargs.get("weight_decay")
-    if wd is None and no_decay is not None and "weight_decay" in signature:
-        wd = signature["weight_decay"].default  # --no-decay given: route the optimizer's own decay too
-    if not wd:
+    wd, decays = _weight_decay_plan(cfg, kwargs, allowed, signature, model.decays)
+    if decays is None:
         return factory(**kwargs)
-    decays = model.decays(no_decay)
     decayed = factory(**{**kwargs, "weight_decay": wd})
     if all(decays.values()):
         return decayed

@@ -16,6 +16,7 @@ epoch's are kept beside them so that a resumed run continues exactly).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -85,6 +86,202 @@ class History:
         return (max if mode == "max" else min)(values, key=lambda iv: iv[1])
 
 
+class TrainingLoop:
+    """What both training loops share (:class:`Trainer`, NumPy; :class:`descend.torch.training.TorchTrainer`):
+    ``fit``'s checks, the run directory (its lock, ``config.json``, ``metrics.csv``), resume, the epoch loop with
+    its callbacks and history, the checkpoint cadence and the final checkpoint, and the parts of a checkpoint
+    that are not the backend's arrays.
+
+    A backend provides ``_train_epoch() -> logs``, ``evaluate(data)``, the data (``_load_train``,
+    ``_load_validation``), the weights as one flat array (``_weights``), the layer names of the metrics columns
+    (``_metric_layers``), and its checkpoint parts (``_checkpoint_parts``, ``_load_weights``, ``_load_extra``).
+    """
+
+    _owner = "Trainer"  # who holds the run directory's lock, in messages
+
+    def fit(
+        self,
+        train: Any,
+        validation: Any = None,
+        *,
+        epochs: int = 1,
+        batch_size: int | None = 32,
+        shuffle: bool = True,
+        resume: bool = False,
+        config: dict[str, Any] | None = None,
+    ) -> History:
+        """Train for ``epochs`` epochs (in total, counting those of a resumed run)."""
+        from descend.data import Loader
+
+        check("fit", "epochs", epochs, Interval(1, None, integer=True))
+        if batch_size is not None:
+            check("fit", "batch_size", batch_size, Interval(1, None, integer=True))
+        check("fit", "shuffle", shuffle, BOOL)
+        check("fit", "resume", resume, BOOL)
+        data, n = self._load_train(train)
+        if n == 0:
+            raise ParameterError("fit: the training set is empty")
+        validation = self._load_validation(validation)
+        self.epochs = int(epochs)
+        self.loader = Loader(data, batch_size, shuffle=shuffle, seed=self.seed)
+        self.batches_per_epoch = len(self.loader)
+        if config is not None:
+            self.config = config
+        if resume and self.run_dir is None:
+            raise ParameterError("fit: resume=True needs a run_dir")
+        held = lock.hold(self.run_dir, f"{self._owner}.fit") if self.run_dir is not None else contextlib.nullcontext()
+        with held, self._run_context():
+            return self._fit(validation, resume)
+
+    def _fit(self, validation: Any, resume: bool) -> History:
+        writer = None
+        self.stop_training = False
+        self.checkpoint_weights, self._last_params = "last", None
+        if self.run_dir is not None and self.config is not None and not resume:
+            _write_json(self.run_dir / CONFIG, self.config)
+        if resume:
+            self._restore()
+        if self.run_dir is not None:
+            writer = MetricsWriter(self.run_dir / METRICS, _columns(self._metric_layers(), validation is not None))
+            if resume:
+                writer.truncate_after(self.epoch)
+        for cb in self.callbacks:
+            cb.on_train_begin(self)
+        t_start = time.perf_counter() - self.wall_time
+        logs: dict[str, float] = {}
+        while self.epoch < self.epochs and not self.stop_training:
+            for cb in self.callbacks:
+                cb.on_epoch_begin(self, self.epoch)
+            with self._epoch_context():
+                logs = self._train_epoch()
+                if validation is not None and not self.diverged:
+                    logs.update({f"val_{k}": v for k, v in self.evaluate(validation).items()})
+            self.epoch += 1
+            self.wall_time = time.perf_counter() - t_start
+            logs = {"epoch": self.epoch, "step": self.step, "time": self.wall_time, **logs}
+            self.history.append(logs)
+            for cb in self.callbacks:
+                cb.on_epoch_end(self, self.epoch - 1, logs)
+            if writer is not None:
+                writer.append(logs)
+            if self.run_dir is not None and self.epoch % self.checkpoint_every == 0:
+                self.save()
+        last = np.array(self._weights(), copy=True) if self.run_dir is not None else None
+        for cb in self.callbacks:
+            cb.on_train_end(self, logs)
+        if self.run_dir is not None:
+            # The final checkpoint holds the weights the run reports (restored best ones included), with the
+            # last epoch's beside them when they differ: a resumed run continues from those.
+            self._last_params = None if np.array_equal(last, self._weights()) else last
+            if self._last_params is not None or self._saved != self._save_token():
+                self.save()
+        return self.history
+
+    # --------------------------------------------------------- backend hooks
+
+    def _load_train(self, train: Any) -> tuple[Any, int]:
+        """What the :class:`descend.data.Loader` batches, and the number of training samples."""
+        raise NotImplementedError
+
+    def _load_validation(self, validation: Any) -> Any:
+        return validation
+
+    def _run_context(self) -> contextlib.AbstractContextManager:
+        """Held around the whole run (inside the run directory's lock)."""
+        return contextlib.nullcontext()
+
+    def _epoch_context(self) -> contextlib.AbstractContextManager:
+        """Held around each epoch's training and validation."""
+        return contextlib.nullcontext()
+
+    def _weights(self) -> np.ndarray:
+        """The model's weights as one flat array (a view or a copy)."""
+        raise NotImplementedError
+
+    def _metric_layers(self) -> list[str]:
+        raise NotImplementedError
+
+    def _checkpoint_parts(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, Any], dict[str, Any]]:
+        """``(arrays, arrays_last, meta_first, meta_extra)``: the model's and optimizer's arrays, arrays written after
+        the shared ones, metadata before the counters and metadata after the loader's state."""
+        raise NotImplementedError
+
+    def _load_weights(self, path: Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        """Model and optimizer state from a checkpoint (and its ``LAST_PARAMS``)."""
+        raise NotImplementedError
+
+    def _load_extra(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        """What ``_checkpoint_parts`` added besides the model and the optimizer (RNG states...)."""
+
+    # ------------------------------------------------------------ checkpoints
+
+    def save(self, path: str | os.PathLike | None = None) -> Path:
+        """Write parameters, optimizer state, RNG states and counters atomically (an ``.npz``, no pickle)."""
+        own = path is None
+        if path is None:
+            if self.run_dir is None:
+                raise ParameterError(f"save: give a path or construct the {self._owner} with run_dir")
+            path = self.run_dir / CHECKPOINT
+        arrays, arrays_last, meta_first, meta_extra = self._checkpoint_parts()
+        keyed = _keyed(self.callbacks)
+        for key, cb in keyed.items():
+            arrays.update({f"callbacks/{key}/{name}": np.asarray(a) for name, a in cb.state_arrays().items()})
+        if self._last_params is not None:
+            arrays[LAST_PARAMS] = self._last_params
+        arrays.update(arrays_last)
+        meta = {
+            **meta_first,
+            "epoch": self.epoch,
+            "step": self.step,
+            "epochs_total": self.epochs,
+            "wall_time": self.wall_time,
+            "diverged": self.diverged,
+            "stop_training": self.stop_training,
+            "weights": self.checkpoint_weights,
+            "loader": self.loader.state() if self.loader is not None else None,
+            **meta_extra,
+            "callbacks": {key: cb.state_dict() for key, cb in keyed.items()},
+            "history": self.history.rows,
+        }
+        if self.config is not None:
+            meta["config"] = self.config
+            meta["config_sha256"] = config_hash(self.config)
+        written = save_checkpoint(path, arrays, meta)
+        if own:
+            self._saved = self._save_token()
+        return written
+
+    def _save_token(self) -> tuple[int, bool, str]:
+        return (self.epoch, self.stop_training, self.checkpoint_weights)
+
+    def _restore(self, path: str | os.PathLike | None = None) -> None:
+        if path is None:
+            if self.run_dir is None:
+                raise ParameterError("fit: resume=True needs a run_dir")
+            path = self.run_dir / CHECKPOINT
+        arrays, meta = load_checkpoint(path)
+        self._load_weights(path, arrays, meta)
+        self.epoch, self.step = int(meta["epoch"]), int(meta["step"])
+        self.wall_time = float(meta.get("wall_time", 0.0))
+        self.diverged = bool(meta.get("diverged", False))
+        self.stop_training = bool(meta.get("stop_training", False))  # a run that stopped early stays stopped
+        if self.loader is not None and meta.get("loader") is not None:
+            self.loader.set_state(meta["loader"])
+        # By class and rank within the class: adding a stateless callback (a progress display) on resume
+        # does not shift the others' state.
+        saved_cbs = meta.get("callbacks", {})
+        for key, cb in _keyed(self.callbacks).items():
+            if key in saved_cbs:
+                cb.load_state_dict(saved_cbs[key])
+            prefix = f"callbacks/{key}/"
+            cb_arrays = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+            if cb_arrays:
+                cb.load_state_arrays(cb_arrays)
+        self._load_extra(arrays, meta)
+        self.history = History(meta.get("history", []))
+        self._saved = self._save_token()
+
+
 def _as_xy(data: Any, owner: str, what: str) -> tuple[np.ndarray, np.ndarray]:
     if data is None:
         raise ParameterError(f"{owner}: {what} must be a Dataset or an (x, y) pair, got None")
@@ -95,7 +292,7 @@ def _as_xy(data: Any, owner: str, what: str) -> tuple[np.ndarray, np.ndarray]:
     raise ParameterError(f"{owner}: {what} must be a Dataset or an (x, y) pair, got {type(data).__name__}")
 
 
-class Trainer:
+class Trainer(TrainingLoop):
     """Train a :mod:`descend.nn` model with a :mod:`descend.optim` optimizer.
 
     Parameters
@@ -208,85 +405,18 @@ class Trainer:
 
     # ------------------------------------------------------------------- train
 
-    def fit(
-        self,
-        train: Any,
-        validation: Any = None,
-        *,
-        epochs: int = 1,
-        batch_size: int | None = 32,
-        shuffle: bool = True,
-        resume: bool = False,
-        config: dict[str, Any] | None = None,
-    ) -> History:
-        """Train for ``epochs`` epochs (in total, counting those of a resumed run)."""
-        check("fit", "epochs", epochs, Interval(1, None, integer=True))
-        if batch_size is not None:
-            check("fit", "batch_size", batch_size, Interval(1, None, integer=True))
-        check("fit", "shuffle", shuffle, BOOL)
-        check("fit", "resume", resume, BOOL)
-        from descend.data import Loader
-
+    def _load_train(self, train: Any) -> tuple[Any, int]:
         x, y = _as_xy(train, "fit", "train")
-        if len(x) == 0:
-            raise ParameterError("fit: the training set is empty")
-        self.epochs = int(epochs)
-        self.loader = Loader((x, y), batch_size, shuffle=shuffle, seed=self.seed)
-        self.batches_per_epoch = len(self.loader)
-        if config is not None:
-            self.config = config
-        if self.run_dir is None:
-            if resume:
-                raise ParameterError("fit: resume=True needs a run_dir")
-            return self._fit(validation, resume)
-        with lock.hold(self.run_dir, "Trainer.fit"):
-            return self._fit(validation, resume)
+        return (x, y), len(x)
 
-    def _fit(self, validation: Any, resume: bool) -> History:
-        writer = None
-        self.stop_training = False
-        self.checkpoint_weights, self._last_params = "last", None
-        if self.run_dir is not None:
-            if self.config is not None and not resume:
-                _write_json(self.run_dir / CONFIG, self.config)
-        if resume:
-            self._restore()
-        if self.run_dir is not None:
-            writer = MetricsWriter(self.run_dir / METRICS, _columns(self._slices.names, validation is not None))
-            if resume:
-                writer.truncate_after(self.epoch)
-        for cb in self.callbacks:
-            cb.on_train_begin(self)
-        t_start = time.perf_counter() - self.wall_time
-        logs: dict[str, float] = {}
-        while self.epoch < self.epochs and not self.stop_training:
-            for cb in self.callbacks:
-                cb.on_epoch_begin(self, self.epoch)
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # divergence: reported, not warned
-                logs = self._train_epoch()
-                if validation is not None and not self.diverged:
-                    val = self.evaluate(validation)
-                    logs.update({f"val_{k}": v for k, v in val.items()})
-            self.epoch += 1
-            self.wall_time = time.perf_counter() - t_start
-            logs = {"epoch": self.epoch, "step": self.step, "time": self.wall_time, **logs}
-            self.history.append(logs)
-            for cb in self.callbacks:
-                cb.on_epoch_end(self, self.epoch - 1, logs)
-            if writer is not None:
-                writer.append(logs)
-            if self.run_dir is not None and self.epoch % self.checkpoint_every == 0:
-                self.save()
-        last = self.model.params.copy() if self.run_dir is not None else None
-        for cb in self.callbacks:
-            cb.on_train_end(self, logs)
-        if self.run_dir is not None:
-            # The final checkpoint holds the weights the run reports (restored best ones included), with the
-            # last epoch's beside them when they differ: a resumed run continues from those.
-            self._last_params = None if np.array_equal(last, self.model.params) else last
-            if self._last_params is not None or self._saved != self._save_token():
-                self.save()
-        return self.history
+    def _epoch_context(self) -> contextlib.AbstractContextManager:
+        return np.errstate(over="ignore", invalid="ignore", divide="ignore")  # divergence: reported, not warned
+
+    def _weights(self) -> np.ndarray:
+        return self.model.params
+
+    def _metric_layers(self) -> list[str]:
+        return self._slices.names
 
     def _sam_gradient(self, xb: np.ndarray, yb: np.ndarray) -> None:
         """SAM's second evaluation: ``model.grads`` becomes the gradient at θ + ε on the same batch (θ restored).
@@ -420,50 +550,12 @@ class Trainer:
 
     # ------------------------------------------------------------ checkpoints
 
-    def save(self, path: str | os.PathLike | None = None) -> Path:
-        """Write parameters, optimizer state, RNG states and counters atomically."""
-        own = path is None
-        if path is None:
-            if self.run_dir is None:
-                raise ParameterError("save: give a path or construct the Trainer with run_dir")
-            path = self.run_dir / CHECKPOINT
+    def _checkpoint_parts(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, Any], dict[str, Any]]:
         arrays = {f"model/{k}": v for k, v in self.model.state_dict().items()}
         arrays.update({f"optimizer/{k}": v for k, v in state_to_dict(self.opt_state).items()})
-        keyed = _keyed(self.callbacks)
-        for key, cb in keyed.items():
-            arrays.update({f"callbacks/{key}/{name}": np.asarray(a) for name, a in cb.state_arrays().items()})
-        if self._last_params is not None:
-            arrays[LAST_PARAMS] = self._last_params
-        meta = {
-            "epoch": self.epoch,
-            "step": self.step,
-            "epochs_total": self.epochs,
-            "wall_time": self.wall_time,
-            "diverged": self.diverged,
-            "stop_training": self.stop_training,
-            "weights": self.checkpoint_weights,
-            "loader": self.loader.state() if self.loader is not None else None,
-            "model_rngs": _model_rng_states(self.model),
-            "callbacks": {key: cb.state_dict() for key, cb in keyed.items()},
-            "history": self.history.rows,
-        }
-        if self.config is not None:
-            meta["config"] = self.config
-            meta["config_sha256"] = config_hash(self.config)
-        written = save_checkpoint(path, arrays, meta)
-        if own:
-            self._saved = self._save_token()
-        return written
+        return arrays, {}, {}, {"model_rngs": _model_rng_states(self.model)}
 
-    def _save_token(self) -> tuple[int, bool, str]:
-        return (self.epoch, self.stop_training, self.checkpoint_weights)
-
-    def _restore(self, path: str | os.PathLike | None = None) -> None:
-        if path is None:
-            if self.run_dir is None:
-                raise ParameterError("fit: resume=True needs a run_dir")
-            path = self.run_dir / CHECKPOINT
-        arrays, meta = load_checkpoint(path)
+    def _load_weights(self, path: Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
         model_arrays = {k[len("model/") :]: v for k, v in arrays.items() if k.startswith("model/")}
         opt_arrays = {k[len("optimizer/") :]: v for k, v in arrays.items() if k.startswith("optimizer/")}
         try:
@@ -475,25 +567,9 @@ class Trainer:
             if arrays[LAST_PARAMS].shape != self.model.params.shape:
                 raise CheckpointError(f"checkpoint {path} does not fit this model: {LAST_PARAMS} has another shape")
             self.model.params[...] = arrays[LAST_PARAMS]
-        self.epoch, self.step = int(meta["epoch"]), int(meta["step"])
-        self.wall_time = float(meta.get("wall_time", 0.0))
-        self.diverged = bool(meta.get("diverged", False))
-        self.stop_training = bool(meta.get("stop_training", False))  # a run that stopped early stays stopped
-        if self.loader is not None and meta.get("loader") is not None:
-            self.loader.set_state(meta["loader"])
+
+    def _load_extra(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
         _set_model_rng_states(self.model, meta.get("model_rngs", []))
-        # By class and rank within the class: adding a stateless callback (a progress display) on resume
-        # does not shift the others' state.
-        saved_cbs = meta.get("callbacks", {})
-        for key, cb in _keyed(self.callbacks).items():
-            if key in saved_cbs:
-                cb.load_state_dict(saved_cbs[key])
-            prefix = f"callbacks/{key}/"
-            cb_arrays = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
-            if cb_arrays:
-                cb.load_state_arrays(cb_arrays)
-        self.history = History(meta.get("history", []))
-        self._saved = self._save_token()
 
 
 def _add_into(params: Any, updates: Any) -> None:
