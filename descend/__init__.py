@@ -8,7 +8,7 @@ from descend import config, data, diagnostics, errors, init, nn, optim, schedule
 from descend.errors import DescendError
 from descend.train import Trainer
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "DescendError",
