@@ -24,25 +24,44 @@ _Vec = Any  # a 1-D array of the parameters' namespace
 
 
 class LbfgsState(NamedTuple):
+    """L-BFGS's state, of a fixed shape from ``init`` (so that it checkpoints with ``state_to_dict`` /
+    ``state_from_dict``): the curvature history is two ``(history_size, n)`` arrays whose first ``fill``
+    rows are the pairs, oldest first (the rest are zeros); before the first iteration (``n_iter == 0``)
+    ``d``, ``t``, ``prev_flat_grad`` and ``prev_loss`` are zeros, unused."""
+
     count: int  # steps (calls of step) done
     lr: float  # η of the last step
     lr_scale: float  # plateau multiplier s
     func_evals: int  # objective evaluations so far (torch's state["func_evals"])
     n_iter: int  # iterations so far, over all steps (torch's state["n_iter"])
-    d: _Vec | None  # the last search direction
-    t: float | None  # the last step length
-    old_dirs: tuple  # y_i = ∇f_{i+1} − ∇f_i, the last history_size curvature pairs …
-    old_stps: tuple  # … s_i = t_i·d_i
-    ro: tuple  # 1 / ⟨y_i, s_i⟩
+    d: _Vec  # the last search direction (n,)
+    t: float  # the last step length
+    old_dirs: _Vec  # (history_size, n): y_i = ∇f_{i+1} − ∇f_i, the last fill curvature pairs …
+    old_stps: _Vec  # … s_i = t_i·d_i
+    ro: np.ndarray  # (history_size,) float64: 1 / ⟨y_i, s_i⟩
+    fill: int  # how many rows of old_dirs / old_stps / ro hold pairs
     H_diag: float  # γ = ⟨y, s⟩/⟨y, y⟩ of the newest pair: the initial inverse Hessian γ·I
-    prev_flat_grad: _Vec | None  # the gradient of the last iteration
-    prev_loss: float | None  # the loss of the last iteration
+    prev_flat_grad: _Vec  # the gradient of the last iteration (n,)
+    prev_loss: float  # the loss of the last iteration
 
 
 def _flatten(tree: Tree) -> _Vec:
     xs = leaves(tree)
     xp = namespace(xs[0])
     return xp.concat([xp.reshape(x, (-1,)) for x in xs])
+
+
+def _pack(rows: list[_Vec], template: _Vec) -> _Vec:
+    """``rows`` stacked over the zero rows of ``template`` that follow them: a new ``(history_size, n)`` array."""
+    if not rows:
+        return template
+    xp = namespace(template)
+    stacked = xp.stack(rows)
+    return (
+        stacked
+        if len(rows) == template.shape[0]
+        else xp.concat([stacked, xp.zeros_like(template[len(rows) :])], axis=0)
+    )
 
 
 def _add_flat(tree: Tree, t: float, d: _Vec) -> Tree:
@@ -214,7 +233,12 @@ def lbfgs(
     tol_grad, tol_change = float(tolerance_grad), float(tolerance_change)
 
     def init(params: Tree) -> LbfgsState:
-        return LbfgsState(0, resolve_lr(lr, 0), 1.0, 0, 0, None, None, (), (), (), 1.0, None, None)
+        flat = _flatten(params)
+        xp = namespace(flat)
+        zeros = xp.zeros_like(flat)
+        history = xp.stack([zeros] * history_size)
+        ro0 = np.zeros(history_size, dtype=np.float64)
+        return LbfgsState(0, resolve_lr(lr, 0), 1.0, 0, 0, zeros, 0.0, history, history, ro0, 0, 1.0, zeros, 0.0)
 
     def step(fun_and_grad: FunAndGrad, params: Tree, state: LbfgsState):
         if not isinstance(state, LbfgsState):
@@ -224,7 +248,10 @@ def lbfgs(
         eta = resolve_lr(lr, state.count) * state.lr_scale
         func_evals, n_total = state.func_evals, state.n_iter
         d, t = state.d, state.t
-        old_dirs, old_stps, ro = list(state.old_dirs), list(state.old_stps), list(state.ro)
+        fill = int(state.fill)  # the history as lists of rows (views: nothing of state is modified)
+        old_dirs = [state.old_dirs[i] for i in range(fill)]
+        old_stps = [state.old_stps[i] for i in range(fill)]
+        ro = [float(state.ro[i]) for i in range(fill)]
         h_diag, prev_flat_grad, prev_loss = state.H_diag, state.prev_flat_grad, state.prev_loss
 
         orig_loss, grads = evaluate(fun_and_grad, params, owner)
@@ -234,9 +261,12 @@ def lbfgs(
         flat_grad = _flatten(grads)
 
         def finish(params_out: Tree):
+            ro_out = np.zeros(history_size, dtype=np.float64)
+            ro_out[: len(ro)] = ro
             new = LbfgsState(
-                state.count + 1, eta, state.lr_scale, func_evals, n_total, d, t,
-                tuple(old_dirs), tuple(old_stps), tuple(ro), h_diag, prev_flat_grad, prev_loss,
+                state.count + 1, eta, state.lr_scale, func_evals, n_total, d, float(t),
+                _pack(old_dirs, state.old_dirs), _pack(old_stps, state.old_stps), ro_out, len(old_dirs),
+                float(h_diag), prev_flat_grad, float(prev_loss),
             )  # fmt: skip
             return params_out, new, orig_loss
 

@@ -139,6 +139,9 @@ REGISTRY: Mapping[str, OptimizerInfo] = MappingProxyType(
         OptimizerInfo("heavy-ball-seed001", "momentum", {"form": "seed001"}, MOMENTUM_GRID, "#542788", True,
                       "torch.optim.SGD(momentum=0.9) at a constant lr; descend.torch.Momentum",
                       "seed 001's heavy ball: v ← γv + ηg, θ ← θ − v (Sutskever et al. 2013)"),
+        OptimizerInfo("lbfgs", "lbfgs", {"line_search_fn": "strong_wolfe"}, (0.1, 0.3, 1.0, 3.0), "#1b9e77", False,
+                      "torch.optim.LBFGS(line_search_fn='strong_wolfe')",
+                      "L-BFGS with a strong-Wolfe line search (full batch only: --batch-size full)"),
     )
 )  # fmt: skip
 

@@ -40,6 +40,7 @@ def validate(cfg: dict[str, Any]) -> None:
         raise ParameterError(
             f"config: backend 'torch' needs PyTorch, which is not installed; install it with {INSTALL_TORCH}"
         ) from None
+    _check_torch_optimizer(cfg["optimizer"])
     if device == "cpu":
         return
     if not torch.cuda.is_available():
@@ -52,6 +53,22 @@ def validate(cfg: dict[str, Any]) -> None:
     if index >= count:
         raise ParameterError(
             f"config: device {device!r}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}"
+        )
+
+
+def _check_torch_optimizer(name: str) -> None:
+    """The configuration's optimizer must have a :mod:`descend.torch` class (closure optimizers have none)."""
+    from descend.optim import registry
+    from descend.torch.optimizers import CLASSES, class_name
+
+    if name not in registry.names():
+        return  # experiment.validate names the valid optimizers
+    if class_name(registry.get(name).factory) not in CLASSES:
+        usable = sorted(n for n in registry.names() if class_name(registry.get(n).factory) in CLASSES)
+        raise ParameterError(
+            f"config: optimizer {name!r} needs a closure (a line search or a second gradient per step), which "
+            f"only the numpy backend's Trainer drives; use backend 'numpy', or with backend 'torch' one of "
+            f"{', '.join(usable)}"
         )
 
 

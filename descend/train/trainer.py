@@ -114,6 +114,7 @@ class TrainingLoop:
         from descend.data import Loader
 
         check("fit", "epochs", epochs, Interval(1, None, integer=True))
+        self._check_batching(batch_size)
         if batch_size is not None:
             check("fit", "batch_size", batch_size, Interval(1, None, integer=True))
         check("fit", "shuffle", shuffle, BOOL)
@@ -185,6 +186,9 @@ class TrainingLoop:
 
     def _load_validation(self, validation: Any) -> Any:
         return validation
+
+    def _check_batching(self, batch_size: Any) -> None:
+        """Refuse a ``batch_size`` the optimizer cannot train with (before anything is written)."""
 
     def _run_context(self) -> contextlib.AbstractContextManager:
         """Held around the whole run (inside the run directory's lock)."""
@@ -301,7 +305,9 @@ class Trainer(TrainingLoop):
     loss: a ``descend.nn`` loss (``forward(logits, y) -> float``, ``backward() -> dlogits``)
         or its name (``"cross_entropy"``, ``"mse"``, ``"binary_cross_entropy"``).
     optimizer: a :class:`~descend.optim.GradientTransformation`, or a SAM optimizer
-        (:func:`descend.optim.sam`: each step takes a second gradient at the perturbed point). It
+        (:func:`descend.optim.sam`: each step takes a second gradient at the perturbed point), or a
+        closure optimizer (:func:`descend.optim.lbfgs`: full batch only, ``fit(batch_size=None)``; each
+        epoch is one step, which evaluates the full-batch objective as often as its line search needs). It
         sees the model's named parameter tree ``{name: view}`` (``model.named_parameters()``, torch's
         names and shapes: Adafactor factors each matrix, LAMB / LARS / Muon see each layer,
         ``partition`` routes by name); an optimizer that only takes one flat vector (``by_layout``)
@@ -345,14 +351,14 @@ class Trainer(TrainingLoop):
         self.sam = None  # a SAM optimizer: its wrapped optimizer steps, fed the gradient at θ + ε
         if isinstance(optimizer, SharpnessAware):
             self.sam, optimizer = optimizer, optimizer.optimizer
-        elif isinstance(optimizer, ClosureOptimizer):
+        self.closure = None  # a closure optimizer (L-BFGS): it evaluates the full-batch objective itself
+        if isinstance(optimizer, ClosureOptimizer):
+            self.closure = optimizer
+        elif not isinstance(optimizer, GradientTransformation):
             raise ParameterError(
-                "Trainer: optimizer is a closure optimizer (L-BFGS runs its own line search over a fixed objective), "
-                "which the mini-batch loop cannot drive; minimize a full-batch objective with "
-                "descend.optim.lbfgs(...).minimize(fun_and_grad, params) instead"
+                "Trainer: optimizer must be a GradientTransformation, a SAM optimizer or a closure optimizer "
+                f"(descend.optim.lbfgs), got {type(optimizer).__name__}"
             )
-        if not isinstance(optimizer, GradientTransformation):
-            raise ParameterError(f"Trainer: optimizer must be a GradientTransformation, got {type(optimizer).__name__}")
         self.model = model
         self.loss = _resolve_loss(loss)
         self.optimizer = optimizer
@@ -409,6 +415,13 @@ class Trainer(TrainingLoop):
         x, y = _as_xy(train, "fit", "train")
         return (x, y), len(x)
 
+    def _check_batching(self, batch_size: Any) -> None:
+        if self.closure is not None and batch_size is not None:
+            raise ParameterError(
+                "fit: L-BFGS needs full-batch training (batch_size=None; descend train --batch-size full): its line "
+                f"search and curvature pairs need one fixed objective, got batch_size={batch_size!r}"
+            )
+
     def _epoch_context(self) -> contextlib.AbstractContextManager:
         return np.errstate(over="ignore", invalid="ignore", divide="ignore")  # divergence: reported, not warned
 
@@ -432,7 +445,63 @@ class Trainer(TrainingLoop):
         self._penalty()
         params[...] = saved
 
+    def _closure_epoch(self) -> dict[str, float]:
+        """One epoch of a closure optimizer (L-BFGS): one step on the full batch.
+
+        The step calls ``fun_and_grad(params)``, which puts params into the model and runs forward and backward
+        on the whole training set (plus the L1/L2 penalty): several times per step (the line search), so
+        BatchNorm updates its running statistics and dropout draws masks at each evaluation. The step's
+        metrics are those of its first evaluation, at the parameters it starts from (torch's ``orig_loss``).
+        """
+        model, loss_fn = self.model, self.loss
+        model.train()
+        params, grads = model.params, model.grads
+        tree, grad_tree = self._opt_params, self._opt_grads
+        logs: dict[str, float] = {}
+        for b, (xb, yb) in enumerate(self.loader):
+            first: dict[str, Any] = {}
+
+            def fun_and_grad(p: Any, xb: Any = xb, yb: Any = yb, first: dict[str, Any] = first) -> tuple[float, Any]:
+                _set_into(tree, p)
+                logits = model.forward(xb)
+                loss = float(loss_fn.forward(logits, yb))
+                model.backward(loss_fn.backward(), input_grad=False)
+                pen = self._penalty()
+                if not first:
+                    first.update(loss=loss, penalty=pen, logits=logits.copy(), grads=grads.copy())
+                return loss + pen, _copy_tree(grad_tree)
+
+            start = params.copy()
+            # A copy: the optimizer keeps the point it starts from while fun_and_grad writes its trials into the model.
+            new, self.opt_state, _ = self.closure.step(fun_and_grad, _copy_tree(tree), self.opt_state)
+            _set_into(tree, new)
+            self.step += 1
+            loss, logits, g = first["loss"], first["logits"], first["grads"]
+            logs = {"lr": float(get_lr(self.opt_state) or 0.0), "loss": loss}
+            if logits.ndim == 2 and logits.shape[1] > 1:
+                logs["accuracy"] = float(np.count_nonzero(logits.argmax(axis=1) == yb)) / max(len(yb), 1)
+            if self.l1 or self.l2:
+                logs["penalty"] = first["penalty"]
+            logs["grad_norm"] = global_norm(g)
+            wn = segment_norms(start, self._slices)
+            un = segment_norms(params - start, self._slices)
+            ratios = np.divide(un, wn, out=np.zeros_like(un), where=wn > 0)
+            for name, gn, r in zip(self._slices.names, segment_norms(g, self._slices), ratios, strict=True):
+                logs[f"grad_norm/{name}"] = float(gn)
+                logs[f"update_ratio/{name}"] = float(r)
+            if self.callbacks:
+                batch_logs = {"batch": b, "loss": loss, "lr": logs["lr"]}
+                for cb in self.callbacks:
+                    cb.on_batch_end(self, self.step, batch_logs)
+            if not math.isfinite(loss):
+                self.diverged = True
+            if self.stop_training or self.diverged:
+                break
+        return logs
+
     def _train_epoch(self) -> dict[str, float]:
+        if self.closure is not None:
+            return self._closure_epoch()
         model, loss_fn, tx = self.model, self.loss, self.optimizer
         model.train()
         params, grads = model.params, model.grads
@@ -579,6 +648,22 @@ def _add_into(params: Any, updates: Any) -> None:
         return
     for name, p in params.items():
         np.add(p, updates[name], out=p)
+
+
+def _set_into(params: Any, values: Any) -> None:
+    """``params[...] = values`` in place: a flat buffer, or each view of the named tree."""
+    if isinstance(params, np.ndarray):
+        params[...] = values
+        return
+    for name, p in params.items():
+        p[...] = values[name]
+
+
+def _copy_tree(tree: Any) -> Any:
+    """A copy of a flat buffer or of each array of a named tree (the model's gradient buffer is reused)."""
+    if isinstance(tree, np.ndarray):
+        return tree.copy()
+    return {name: g.copy() for name, g in tree.items()}
 
 
 def _keyed(callbacks: Sequence[Callback]) -> dict[str, Callback]:

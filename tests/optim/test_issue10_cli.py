@@ -108,7 +108,9 @@ def test_trainer_takes_the_sam_gradient_at_the_perturbed_point():
     assert not np.allclose(plain.params, model.params)
 
 
-def test_trainer_refuses_lbfgs_naming_the_alternative():
+def test_trainer_refuses_lbfgs_on_mini_batches_naming_full_batch():
     model = nn.mlp(6, hidden=(5,), out=3, seed=0)
-    with pytest.raises(ParameterError, match=r"Trainer: optimizer is a closure optimizer .*lbfgs\(\.\.\.\)\.minimize"):
-        Trainer(model, "cross_entropy", dc.optim.lbfgs())
+    trainer = Trainer(model, "cross_entropy", dc.optim.lbfgs())  # full batch works: tests/train/test_lbfgs_trainer
+    x, y = np.zeros((8, 6)), np.zeros(8, dtype=np.int64)
+    with pytest.raises(ParameterError, match=r"fit: L-BFGS needs full-batch training .*--batch-size full"):
+        trainer.fit((x, y), epochs=1, batch_size=4)

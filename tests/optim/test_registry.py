@@ -50,7 +50,7 @@ def test_each_entry_is_complete_and_builds(name: str) -> None:
     ratios = np.array(grid[1:]) / np.array(grid[:-1])
     assert np.all((ratios > 1.5) & (ratios < 4.0)), f"{name}: the grid is not log-spaced by about half decades"
     tx = info.make(grid[0])
-    assert isinstance(tx, optim.GradientTransformation | optim.SharpnessAware)
+    assert isinstance(tx, optim.GradientTransformation | optim.SharpnessAware | optim.ClosureOptimizer)
     # a configuration with the name validates and builds on a model, as descend train does it
     cfg = ex.make_config({"optimizer": name, "lr": grid[0]})
     assert ex.build_optimizer(cfg, mlp(4, (3,), 2, seed=0), 1) is not None

@@ -325,3 +325,12 @@ def test_compare_backend_torch_writes_the_same_report(tmp_path, capsys, data) ->
     assert len(configs) == 6 and {c["backend"] for c in configs} == {"torch"}
     html = (out / "report.html").read_text()
     assert "grad_norm" in html or "update_ratio" in html or "‖Δw‖/‖w‖" in html
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "sam"])
+def test_a_closure_optimizer_with_the_torch_backend_is_one_clear_error(tmp_path, capsys, data, optimizer) -> None:
+    out = tmp_path / "run"
+    argv = ["--dataset", str(data), "--optimizer", optimizer, "--batch-size", "full", "--backend", "torch"]
+    code, _, err = train(capsys, *argv, "--out", str(out))
+    assert code == 2 and f"optimizer '{optimizer}' needs a closure" in err and "use backend 'numpy'" in err, err
+    assert not out.exists()
