@@ -561,3 +561,39 @@ def momentum(
     links = _maybe_negate(maximize, owner)
     links += [add_decayed_weights(weight_decay), heavy_ball(lr, beta, form)]
     return chain(*links)
+
+
+def lookahead_adam(
+    lr: ScalarOrSchedule = 1e-3,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    k: int = 5,
+    alpha: float = 0.5,
+    pullback_momentum: str = "none",
+) -> GradientTransformation:
+    """Lookahead around Adam, by name (``descend train --optimizer lookahead-adam``)::
+
+        θ ← θ + adam_update(g)                          (the fast weights)
+        every k-th step:  θ ← φ + α·(θ − φ),  φ ← θ     (the slow weights φ)
+
+    Exactly ``lookahead(adam(lr, betas, eps, weight_decay), k, alpha, pullback_momentum)``
+    (``pytorch_optimizer.Lookahead(torch.optim.Adam)``); for any other inner optimizer use
+    :func:`lookahead` directly.
+    """
+    return lookahead(adam(lr, betas, eps, weight_decay), k, alpha, pullback_momentum)
+
+
+def lookahead_sgd(
+    lr: ScalarOrSchedule = 1e-3,
+    momentum: float = 0.9,
+    weight_decay: float = 0.0,
+    nesterov: bool = False,
+    k: int = 5,
+    alpha: float = 0.5,
+    pullback_momentum: str = "none",
+) -> GradientTransformation:
+    """Lookahead around SGD with momentum, by name (``descend train --optimizer lookahead-sgd``): exactly
+    ``lookahead(sgd(lr, momentum, 0, weight_decay, nesterov), k, alpha, pullback_momentum)``; with
+    ``pullback_momentum`` ``"reset"`` or ``"pullback"`` the momentum buffer follows the synchronisations."""
+    return lookahead(sgd(lr, momentum, 0.0, weight_decay, nesterov), k, alpha, pullback_momentum)

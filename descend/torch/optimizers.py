@@ -42,6 +42,8 @@ CLASS_NAMES = {
     "soap": "SOAP",
     "schedule_free_sgd": "SGDScheduleFree",  # schedulefree's names
     "schedule_free_adamw": "AdamWScheduleFree",
+    "lookahead_adam": "LookaheadAdam",
+    "lookahead_sgd": "LookaheadSGD",
 }
 
 

@@ -94,8 +94,8 @@ def test_gif(capsys, tmp_path) -> None:
             # and asam need matrices or a second gradient)
             "unknown optimizer 'lbfgs' (choose from 'sgd', 'momentum', 'nesterov', 'adagrad', 'rmsprop', 'adadelta', "
             "'adam', 'adamw', 'adamax', 'nadam', 'radam', 'asgd', 'rprop', 'adafactor', 'lion', 'lamb', 'lars', "
-            "'adopt', 'ademamix', 'schedule-free-sgd', 'schedule-free-adamw', 'prodigy', 'soap', 'heavy-ball-seed000', "
-            "'heavy-ball-seed001')",
+            "'adopt', 'ademamix', 'schedule-free-sgd', 'schedule-free-adamw', 'prodigy', 'soap', 'lookahead-adam', "
+            "'lookahead-sgd', 'heavy-ball-seed000', 'heavy-ball-seed001')",
         ),
         (["--optimizers", ","], "argument --optimizers: expected optimizer names separated by commas, got ','"),
         (["--start", "1"], "argument --start: saddle needs 2 number(s) (X,Y), got 1: 1"),

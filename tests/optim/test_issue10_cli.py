@@ -25,8 +25,17 @@ TRAINS = [
     "soap",
     "sam",
     "asam",
+    "lookahead-adam",
+    "lookahead-sgd",
 ]
-LRS = {"lars": "0.1", "schedule-free-sgd": "0.1", "prodigy": "1.0", "sam": "0.05", "asam": "0.05"}
+LRS = {
+    "lookahead-sgd": "0.1",
+    "lars": "0.1",
+    "schedule-free-sgd": "0.1",
+    "prodigy": "1.0",
+    "sam": "0.05",
+    "asam": "0.05",
+}
 
 
 @pytest.mark.parametrize("name", TRAINS)

@@ -82,3 +82,27 @@ def test_lookahead_rejects_bad_arguments_with_one_message():
         dc.optim.lookahead(dc.optim.sgd(), pullback_momentum="pull")
     with pytest.raises(ParameterError, match="lookahead_slow_params: this optimizer state has no lookahead"):
         dc.optim.lookahead_slow_params(dc.optim.sgd().init(np.zeros(2)))
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs"),
+    [
+        (
+            lambda: dc.optim.lookahead_adam(lr=0.05, weight_decay=0.01, k=3, alpha=0.8),
+            lambda ps: po.Lookahead(torch.optim.Adam(ps, lr=0.05, weight_decay=0.01, foreach=False), k=3, alpha=0.8),
+        ),
+        (
+            lambda: dc.optim.lookahead_sgd(lr=0.02, nesterov=True, pullback_momentum="pullback"),
+            lambda ps: po.Lookahead(
+                torch.optim.SGD(ps, lr=0.02, momentum=0.9, nesterov=True), pullback_momentum="pullback"
+            ),
+        ),
+    ],
+    ids=["lookahead_adam", "lookahead_sgd"],
+)
+def test_the_named_lookaheads_match_pytorch_optimizer(ours, theirs):
+    """``lookahead-adam`` / ``lookahead-sgd`` (the names descend train and compare take) are Lookahead around
+    torch's Adam and SGD."""
+    params0, grad_fn = O.mixed()
+    O.assert_matches(O.run_descend(ours(), params0, grad_fn, STEPS), O.run_torch(theirs, params0, grad_fn, STEPS),
+                     params0, RTOL, what="named")  # fmt: skip
