@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,3 +16,20 @@ def blobs(path: Path, n: int = 240, classes: int = 3, features: int = 5, *, spre
     x = centers[y] + rng.normal(0, 1, size=(n, features))
     np.savez(path, x=x.astype(np.float32), y=y)
     return path
+
+
+def wait_for(predicate, timeout: float, what: str) -> None:
+    """Poll ``predicate`` every 20 ms; fail the test naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def csv_rows(path: Path) -> int:
+    """Data rows of a CSV file written so far (0 before it exists)."""
+    try:
+        return max(0, len(path.read_text().splitlines()) - 1)
+    except FileNotFoundError:
+        return 0

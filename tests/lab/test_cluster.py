@@ -28,8 +28,8 @@ from descend.lab import workers as W
 from descend.train import lock, read_metrics
 from descend.train.callbacks import Callback
 from descend.train.checkpoint import read_checkpoint_meta
-from tests.helpers import blobs
-from tests.lab.test_compare_faults import _rows, _wait_for, _without_time
+from tests.helpers import blobs, csv_rows, wait_for
+from tests.lab.test_compare_faults import _without_time
 
 EPOCHS = 300  # ~3 s a run: long enough to kill a worker in the middle of one
 ARGS = ["--hidden", "16", "--epochs", str(EPOCHS), "--batch-size", "32", "--optimizers", "sgd,adam",
@@ -180,7 +180,7 @@ def test_a_resubmitted_run_resumes_from_its_checkpoint_and_a_finished_one_is_ret
     W.train(spec.relpath, str(ref), spec.config)
     with pytest.raises(KeyboardInterrupt):  # the first attempt dies at epoch 4
         W.train(spec.relpath, str(run), spec.config, callbacks=[_Die(3)])
-    assert _rows(run / "metrics.csv") == 3 and not (run / "summary.json").exists()
+    assert csv_rows(run / "metrics.csv") == 3 and not (run / "summary.json").exists()
     assert read_checkpoint_meta(run / "checkpoint")["config_sha256"] == spec.run_id == C.run_id(spec.config)
     began = _Began()
     summary = W.train(spec.relpath, str(run), spec.config, callbacks=[began])  # resubmitted
@@ -275,7 +275,7 @@ def test_the_throttle_hands_on_at_most_limit_calls_in_order() -> None:
     with cf.ThreadPoolExecutor(8) as pool:
         throttle = X.Throttle(pool, limit=2)
         futures = [throttle.submit(task, i) for i in range(5)]
-        _wait_for(lambda: len(started) == 2, 5, "two calls to start")
+        wait_for(lambda: len(started) == 2, 5, "two calls to start")
         time.sleep(0.1)
         assert started == [0, 1] and throttle.in_flight == 2 and not any(f.done() for f in futures)
         gate.set()
@@ -333,7 +333,7 @@ def cluster(tmp_path_factory):
         file = home / "scheduler.json"
         start("scheduler", ["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
                             "--scheduler-file", str(file)])  # fmt: skip
-        _wait_for(lambda: file.exists() and "address" in file.read_text(), 30, "the scheduler")
+        wait_for(lambda: file.exists() and "address" in file.read_text(), 30, "the scheduler")
         address = json.loads(file.read_text())["address"]
         assert address.startswith("tcp://127.0.0.1:"), address
         workers = [
@@ -341,7 +341,7 @@ def cluster(tmp_path_factory):
                                  "--no-dashboard", "--death-timeout", "60", "--local-directory", str(home / f"w{i}")])
             for i in range(2)
         ]  # fmt: skip
-        _wait_for(lambda: all("Registered to" in w.read_text() for w in workers), 60, "two workers")
+        wait_for(lambda: all("Registered to" in w.read_text() for w in workers), 60, "two workers")
         yield address, workers
     finally:
         for proc in reversed(procs):
@@ -370,7 +370,7 @@ def _checkpointed(out: Path, proc: subprocess.Popen, log: Path):
     def check() -> bool:
         if proc.poll() is not None:
             raise AssertionError(f"descend compare exited ({proc.returncode}) early:\n{log.read_text()}")
-        return any(_rows(r / "metrics.csv") >= 2 for r in _holders(out))
+        return any(csv_rows(r / "metrics.csv") >= 2 for r in _holders(out))
 
     return check
 
@@ -397,11 +397,11 @@ def test_a_worker_killed_mid_run_loses_nothing(tmp_path, data, cluster, referenc
     argv.remove("--quiet")  # the plain progress lines: where each run was trained
     proc = _start_compare(argv, tmp_path / "log")
     try:
-        _wait_for(_checkpointed(out, proc, tmp_path / "log"), 60, "a run with a checkpoint")
-        run, info = next((r, i) for r, i in _holders(out).items() if _rows(r / "metrics.csv") >= 2)
+        wait_for(_checkpointed(out, proc, tmp_path / "log"), 60, "a run with a checkpoint")
+        run, info = next((r, i) for r, i in _holders(out).items() if csv_rows(r / "metrics.csv") >= 2)
         assert "Dask worker tcp://127.0.0.1:" in info["what"], info
         os.kill(info["pid"], signal.SIGKILL)  # the worker process (its nanny starts another)
-        assert _rows(run / "metrics.csv") < EPOCHS and not (run / "summary.json").exists()
+        assert csv_rows(run / "metrics.csv") < EPOCHS and not (run / "summary.json").exists()
         assert main(argv) == 2  # one comparison writes a directory at a time
         err = capsys.readouterr().err
         assert re.search(rf"comparison directory .*cmp is in use by pid {proc.pid} \(descend compare", err), err
@@ -430,11 +430,11 @@ def test_a_killed_comparison_stops_its_cluster_runs_and_its_rerun_is_exact(tmp_p
     argv = _argv(data, out, "--scheduler", address)
     proc = _start_compare(argv, tmp_path / "log")
     try:
-        _wait_for(_checkpointed(out, proc, tmp_path / "log"), 60, "a run with a checkpoint")
+        wait_for(_checkpointed(out, proc, tmp_path / "log"), 60, "a run with a checkpoint")
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
-        _wait_for(lambda: not _holders(out), 2 + 2 * X.CANCEL_CHECK_INTERVAL, "the cluster runs to stop")
-        assert any(0 < _rows(r / "metrics.csv") < EPOCHS for r in out.glob("runs/*/*/*"))
+        wait_for(lambda: not _holders(out), 2 + 2 * X.CANCEL_CHECK_INTERVAL, "the cluster runs to stop")
+        assert any(0 < csv_rows(r / "metrics.csv") < EPOCHS for r in out.glob("runs/*/*/*"))
     finally:
         if proc.poll() is None:
             proc.kill()

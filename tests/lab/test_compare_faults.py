@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ from descend.cli.main import main
 from descend.errors import DataError, ParameterError
 from descend.lab import compare as C
 from descend.train import lock, read_metrics
-from tests.lab.test_compare import blobs
+from tests.helpers import blobs, csv_rows, wait_for
 from tests.train.test_lock import _start_holder, _stop
 
 
@@ -48,21 +47,6 @@ def descendants(pid: int) -> list[int]:
             out.append(child)
             todo.append(child)
     return out
-
-
-def _wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
-def _rows(path: Path) -> int:
-    try:
-        return max(0, len(path.read_text().splitlines()) - 1)
-    except FileNotFoundError:
-        return 0
 
 
 def _without_time(root: Path) -> dict[str, object]:
@@ -95,14 +79,14 @@ def test_a_killed_comparison_leaves_no_worker_and_its_rerun_is_exact(tmp_path, d
     workers: list[int] = []
     try:
         runs = [tmp_path / "cmp" / "runs" / "sgd" / "lr=5e-02" / "seed=0", tmp_path / "cmp/runs/adam/lr=1e-02/seed=0"]
-        _wait_for(lambda: all(_rows(r / "metrics.csv") >= 2 for r in runs), 60, "both runs to start")
+        wait_for(lambda: all(csv_rows(r / "metrics.csv") >= 2 for r in runs), 60, "both runs to start")
         workers = [p for p in descendants(proc.pid) if lock.pid_alive(p)]
         holders = {lock.owner(r)["pid"] for r in runs}
         assert holders <= set(workers) and len(holders) == 2, (holders, workers)  # each run locked by its worker
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
-        assert all(_rows(r / "metrics.csv") < epochs for r in runs), "the runs ended before the kill"
-        _wait_for(lambda: not any(lock.pid_alive(p) for p in workers), 5, f"workers {workers} to die with the parent")
+        assert all(csv_rows(r / "metrics.csv") < epochs for r in runs), "the runs ended before the kill"
+        wait_for(lambda: not any(lock.pid_alive(p) for p in workers), 5, f"workers {workers} to die with the parent")
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -157,11 +141,11 @@ def test_a_worker_dies_with_its_parent(tmp_path, how) -> None:
     child = 0
     try:
         child = int(parent.stdout.readline())
-        _wait_for(armed.exists, 60, f"{how}: the child to import descend and arm itself")
+        wait_for(armed.exists, 60, f"{how}: the child to import descend and arm itself")
         assert lock.pid_alive(child)
         parent.send_signal(signal.SIGKILL)
         parent.wait(timeout=10)
-        _wait_for(lambda: not lock.pid_alive(child), 5, f"{how}: the child to die with its parent")
+        wait_for(lambda: not lock.pid_alive(child), 5, f"{how}: the child to die with its parent")
     finally:
         if parent.poll() is None:
             parent.kill()

@@ -13,7 +13,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,7 @@ from descend.cli.main import main
 from descend.errors import DataError, ParameterError
 from descend.train import Callback, load_checkpoint, lock, read_metrics
 from descend.train import experiment as ex
-from tests.helpers import blobs
+from tests.helpers import blobs, csv_rows, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -95,21 +94,6 @@ def snapshot(directory: Path) -> dict[str, bytes]:
 # ----------------------------------------------------------------------------------------------- one writer
 
 
-def _wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
-def _rows(path: Path) -> int:
-    try:
-        return max(0, len(path.read_text().splitlines()) - 1)
-    except FileNotFoundError:
-        return 0
-
-
 @pytest.mark.slow
 def test_a_second_writer_is_refused_and_a_killed_writer_resumed_exactly(tmp_path, data, capsys) -> None:
     """``descend train --out R &`` then at once ``descend train --resume R``: refused while the first writes;
@@ -126,7 +110,7 @@ def test_a_second_writer_is_refused_and_a_killed_writer_resumed_exactly(tmp_path
         env={**os.environ, "PYTHONPATH": os.getcwd()},
     )
     try:
-        _wait_for(lambda: _rows(run / "metrics.csv") >= 2, 60, "the first epochs")
+        wait_for(lambda: csv_rows(run / "metrics.csv") >= 2, 60, "the first epochs")
         code = main(["train", "--quiet", "--resume", str(run)])
         err = capsys.readouterr().err
         assert code == 2
