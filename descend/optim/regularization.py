@@ -22,8 +22,6 @@ from descend.optim.tree import Tree, tree_map
 
 def _require_params(owner: str, params: Tree | None) -> Tree:
     if params is None:
-        from descend.errors import ParameterError
-
         raise ParameterError(f"{owner}: update needs params (call tx.update(grads, state, params))")
     return params
 

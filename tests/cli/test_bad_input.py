@@ -7,7 +7,6 @@ Also the run that diverges (exit 3, one line, a valid run directory) and the dat
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
@@ -55,19 +54,6 @@ def blob_arrays(n: int = 240, classes: int = 3, features: int = 4, seed: int = 0
 @pytest.fixture
 def data(tmp_path) -> Path:
     return blobs(tmp_path / "blobs.npz", n=60)
-
-
-@pytest.fixture
-def readonly_dir(tmp_path) -> Path:
-    """A directory nobody can create files in (root ignores permission bits: /proc then)."""
-    if os.geteuid() == 0:
-        yield Path("/proc")
-        return
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    ro.chmod(0o555)
-    yield ro
-    ro.chmod(0o755)
 
 
 TRAIN = ("train", "--quiet", "--epochs", "1", "--hidden", "4")

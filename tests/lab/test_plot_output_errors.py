@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
 from descend import nn
@@ -14,19 +11,6 @@ from descend.lab.lr_find import lr_range_test, plot_lr_find
 from tests.lab.test_lr_find import regression
 
 pytest.importorskip("matplotlib")
-
-
-@pytest.fixture
-def readonly_dir(tmp_path):
-    """A folder in which no file can be created (as root, permission bits do not stop writes: /proc)."""
-    if os.geteuid() == 0:
-        yield Path("/proc")
-        return
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    ro.chmod(0o555)
-    yield ro
-    ro.chmod(0o755)
 
 
 @pytest.fixture(scope="module")

@@ -56,6 +56,21 @@ def run(opt: torch.optim.Optimizer, params: list[torch.Tensor], steps: int, loss
         opt.step()
 
 
+def run_numpy(tx: Any, steps: int) -> list[Any]:
+    """``tx`` stepped ``steps`` times on NumPy copies of :func:`make_params`, torch computing only the gradients:
+    the NumPy backend's trajectory, to compare a ``descend.torch`` run with."""
+    from descend.optim import apply_updates
+
+    ref = [p.detach().numpy().copy() for p in make_params()]
+    state = tx.init(ref)
+    for _ in range(steps):
+        t = [torch.tensor(x, requires_grad=True) for x in ref]
+        loss_of(t).backward()
+        updates, state = tx.update([x.grad.numpy() for x in t], state, ref)
+        ref = apply_updates(ref, updates)
+    return ref
+
+
 def torch_optimizer(name: str, params: list[torch.Tensor], **kwargs: Any) -> torch.optim.Optimizer:
     """torch.optim's class on its reference single-tensor path."""
     return getattr(torch.optim, name)(params, foreach=False, **kwargs)

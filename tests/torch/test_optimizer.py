@@ -15,7 +15,7 @@ import descend as dc
 import descend.torch as dtorch
 from descend.errors import ParameterError
 from descend.torch.optimizers import class_name, factories
-from tests.torch.helpers import TORCH_HAS, clone, loss_of, make_params, run
+from tests.torch.helpers import TORCH_HAS, clone, loss_of, make_params, run, run_numpy
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 ALL_CLASSES = {name: dict(TORCH_HAS.get(name, {})) for name in dtorch.optimizers.CLASSES}
@@ -162,14 +162,7 @@ def test_a_descend_schedule_as_lr_is_evaluated_at_the_step_count() -> None:
     params = make_params()
     opt = dtorch.Adam(params, lr=schedule)
     run(opt, params, 20)
-    ref = [p.detach().numpy().copy() for p in make_params()]
-    tx = dc.optim.adam(lr=schedule)
-    state = tx.init(ref)
-    for _ in range(20):
-        t = [torch.tensor(x, requires_grad=True) for x in ref]
-        loss_of(t).backward()
-        updates, state = tx.update([x.grad.numpy() for x in t], state, ref)
-        ref = dc.optim.apply_updates(ref, updates)
+    ref = run_numpy(dc.optim.adam(lr=schedule), 20)
     for p, r in zip(params, ref, strict=True):
         np.testing.assert_allclose(p.detach().numpy(), r, rtol=1e-12, atol=0)
 
@@ -178,13 +171,7 @@ def test_any_chain_steps_the_tensors_as_it_steps_numpy_arrays() -> None:
     tx = dc.optim.chain(dc.optim.clip_by_global_norm(1.0), dc.optim.adamw(0.01, weight_decay=0.1))
     params = make_params()
     run(dtorch.Optimizer(params, tx), params, 20)
-    ref = [p.detach().numpy().copy() for p in make_params()]
-    state = tx.init(ref)
-    for _ in range(20):
-        t = [torch.tensor(x, requires_grad=True) for x in ref]
-        loss_of(t).backward()
-        updates, state = tx.update([x.grad.numpy() for x in t], state, ref)
-        ref = dc.optim.apply_updates(ref, updates)
+    ref = run_numpy(tx, 20)
     for p, r in zip(params, ref, strict=True):
         np.testing.assert_allclose(p.detach().numpy(), r, rtol=1e-12, atol=0)
 
