@@ -1,4 +1,4 @@
-"""Drop-in ``torch.optim`` classes for every named optimizer of :mod:`descend.optim.alias`, from one table.
+"""Drop-in ``torch.optim`` classes for every named optimizer of :mod:`descend.optim.registry`.
 
 ``descend.torch.Adam(model.parameters(), lr=1e-3)`` takes exactly
 ``descend.optim.adam``'s arguments, which are ``torch.optim.Adam``'s keyword
@@ -8,8 +8,8 @@ chain. torch's implementation switches are keyword-only here: ``foreach`` and
 ``fused`` are accepted and change nothing, ``capturable=True`` and
 ``differentiable=True`` are refused.
 
-The classes are made by :func:`_make_class` for every public factory of
-``descend.optim.alias`` (so an optimizer added there gets its class), named by
+The classes are made by :func:`_make_class` for every factory of the optimizer
+registry that builds a transformation (so an optimizer registered there gets its class), named by
 ``CLASS_NAMES`` (torch's spelling) or by capitalising the factory's name, with
 torch's state layout from ``descend.torch._layout.LAYOUTS`` where torch has the
 optimizer and descend's versioned layout otherwise.
@@ -47,30 +47,19 @@ CLASS_NAMES = {
 }
 
 
-# Named optimizers that live in modules of their own (alias.py re-exports them). Wrappers (lookahead, sam) and
-# closure optimizers (lbfgs) take another optimizer or a closure: ``Optimizer(params, tx)`` drives those.
-OWN_MODULE = (
-    "ademamix",
-    "adopt",
-    "lamb",
-    "lars",
-    "muon",
-    "prodigy",
-    "schedule_free_adamw",
-    "schedule_free_sgd",
-    "soap",
-)
-
-
 def factories() -> dict[str, Any]:
-    """The named optimizers of ``descend.optim.alias``: its public functions that build a transformation."""
+    """The factories of the optimizer registry (:mod:`descend.optim.registry`) that build a transformation.
+
+    Closure optimizers (``lbfgs``, ``sam_sgd``) build none: ``Optimizer(params, tx)`` cannot drive them.
+    """
+    from descend import optim
+    from descend.optim import registry
+
     out = {}
-    for name, obj in vars(alias).items():
-        own = obj.__module__ == alias.__name__ if inspect.isfunction(obj) else False
-        if name.startswith("_") or not (own or name in OWN_MODULE):
-            continue
-        if inspect.signature(obj).return_annotation in ("GradientTransformation", alias.GradientTransformation):
-            out[name] = obj
+    for info in registry.REGISTRY.values():
+        factory = getattr(optim, info.factory)
+        if inspect.signature(factory).return_annotation in ("GradientTransformation", alias.GradientTransformation):
+            out[info.factory] = factory
     return out
 
 
